@@ -1,0 +1,159 @@
+"""Recipes: YAML files read with OmegaConf into typed dataclasses.
+
+A recipe may start from another one (``base: ../sft.yaml``, relative to the file), use ``${...}``
+interpolation, and be changed from the command line with dotted overrides (``optim.lr=1e-5``).
+Every key is checked against the method's dataclass: an unknown key or a wrong type is a
+``UserError`` that names the key (and the closest valid one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+from mmthink.errors import UserError
+
+T = TypeVar("T")
+
+
+def choice(key: str, value: Any, options: Sequence[Any]) -> None:
+    """Refuse a value outside a closed set, naming the key and the options."""
+    if value not in options:
+        raise UserError(f"recipe key '{key}' must be one of {', '.join(map(str, options))}; got {value!r}")
+
+
+def _read_yaml(path: Path):
+    from omegaconf import DictConfig, OmegaConf
+    from yaml import YAMLError
+
+    if not path.is_file():
+        raise UserError(f"recipe file not found: {path}")
+    try:
+        cfg = OmegaConf.load(path)
+    except YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{where}: invalid YAML: {problem}") from None
+    except Exception as e:  # OmegaConf rejects e.g. non-string keys
+        raise UserError(f"{path}: cannot read recipe: {str(e).splitlines()[0]}") from None
+    if not isinstance(cfg, DictConfig):
+        raise UserError(f"{path}: a recipe must be a mapping of keys to values")
+    return cfg
+
+
+def read_recipe_tree(path: str | Path, _chain: tuple[Path, ...] = ()):
+    """Read a recipe and the chain of ``base:`` files under it, later files winning."""
+    from omegaconf import OmegaConf
+
+    path = Path(path).resolve()
+    if path in _chain:
+        raise UserError(f"recipe inheritance loops back to {path}")
+    cfg = _read_yaml(path)
+    base = cfg.pop("base", None)
+    if base is None:
+        return cfg
+    if not isinstance(base, str):
+        raise UserError(f"{path}: 'base' must be a path to another recipe")
+    parent = read_recipe_tree(path.parent / base, _chain + (path,))
+    return OmegaConf.merge(parent, cfg)
+
+
+def _unwrap_optional(tp):
+    if typing.get_origin(tp) is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def _all_keys(schema, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(schema):
+        tp = _unwrap_optional(typing.get_type_hints(schema)[f.name])
+        keys.append(prefix + f.name)
+        if dataclasses.is_dataclass(tp):
+            keys.extend(_all_keys(tp, prefix + f.name + "."))
+    return keys
+
+
+def _unknown_key(key: str, root_schema, where: str) -> UserError:
+    close = difflib.get_close_matches(key, _all_keys(root_schema), n=1, cutoff=0.6)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return UserError(f"unknown {where} key '{key}'{hint}")
+
+
+def check_keys(cfg, schema, root_schema=None, prefix: str = "", where: str = "recipe") -> None:
+    """Raise on the first key of ``cfg`` that the dataclass ``schema`` does not declare."""
+    from omegaconf import DictConfig
+
+    root_schema = root_schema or schema
+    hints = typing.get_type_hints(schema)
+    for key in cfg.keys():
+        dotted = prefix + str(key)
+        if key not in hints:
+            raise _unknown_key(dotted, root_schema, where)
+        tp = _unwrap_optional(hints[key])
+        value = cfg._get_node(key)
+        if dataclasses.is_dataclass(tp) and isinstance(value, DictConfig):
+            check_keys(value, tp, root_schema, dotted + ".", where)
+
+
+def parse_overrides(overrides: Sequence[str], schema):
+    from omegaconf import OmegaConf
+
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        if not sep or not key or key != key.strip():
+            raise UserError(f"override '{item}' must look like key=value (e.g. optim.lr=1e-5)")
+    try:
+        cfg = OmegaConf.from_dotlist(list(overrides))
+    except Exception as e:
+        raise UserError(f"cannot parse overrides: {str(e).splitlines()[0]}") from None
+    check_keys(cfg, schema, where="override")
+    return cfg
+
+
+def build(schema: type[T], *layers) -> T:
+    """Merge untyped layers onto the dataclass defaults and return the typed, resolved object."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import (
+        ConfigKeyError,
+        InterpolationResolutionError,
+        MissingMandatoryValue,
+        ValidationError,
+    )
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), *layers)
+        return OmegaConf.to_object(merged)
+    except MissingMandatoryValue as e:
+        raise UserError(f"recipe key '{e.full_key}' is required") from None
+    except InterpolationResolutionError as e:
+        raise UserError(f"recipe key '{e.full_key}': {str(e.msg).splitlines()[0]}") from None
+    except ConfigKeyError as e:
+        raise _unknown_key(str(e.full_key or e.key), schema, "recipe") from None
+    except ValidationError as e:
+        raise UserError(f"recipe key '{e.full_key}' has the wrong type: {_type_message(e)}") from None
+
+
+def _type_message(e) -> str:
+    msg = str(e.msg).splitlines()[0]
+    # OmegaConf says "Value 'abc' of type 'str' could not be converted to Float"; keep that part.
+    return msg[0].lower() + msg[1:] if msg else "invalid value"
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str], schema: type[T]) -> T:
+    """Read ``path`` (and its bases), apply ``overrides`` and return an instance of ``schema``."""
+    tree = read_recipe_tree(path)
+    check_keys(tree, schema)
+    return build(schema, tree, parse_overrides(overrides, schema))
+
+
+def to_yaml(obj) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.structured(obj))

@@ -1,0 +1,50 @@
+"""The ``model:`` recipe section: which weights, in which precision, with which adapters."""
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from mmthink.config import choice
+from mmthink.errors import UserError
+
+
+@dataclass
+class QuantizationConfig:
+    bits: Optional[int] = None  # 4 or 8 through bitsandbytes; null loads full precision
+    quant_type: str = "nf4"  # nf4 | fp4 (4-bit only)
+    double_quant: bool = True  # quantise the quantisation constants too (4-bit only)
+    compute_dtype: str = "float32"  # dtype of the matmuls on the dequantised weights
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False  # train low-rank adapters instead of all weights (QLoRA with quantization.bits)
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: List[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2-135m-instruct"  # a preset (tiny-llama, ...), a hub id, or a local path
+    dtype: str = "float32"  # float32 | bfloat16 | float16 | auto
+    device_map: Optional[str] = None  # e.g. auto, cpu; null lets accelerate place the model
+    attn_implementation: Optional[str] = None  # sdpa | eager | flash_attention_2; null: transformers' default
+    special_tokens: List[str] = field(default_factory=list)  # added to the vocabulary; embeddings resized
+    gradient_checkpointing: bool = False
+    init_seed: int = 0  # seeds the random init of tiny-* presets
+    trust_remote_code: bool = False
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+    def check(self) -> None:
+        choice("model.dtype", self.dtype, ["float32", "bfloat16", "float16", "auto"])
+        q = self.quantization
+        if q.bits is not None:
+            choice("model.quantization.bits", q.bits, [4, 8])
+            choice("model.quantization.quant_type", q.quant_type, ["nf4", "fp4"])
+            choice("model.quantization.compute_dtype", q.compute_dtype, ["float32", "bfloat16", "float16"])
+        if self.lora.enabled and self.lora.r < 1:
+            raise UserError(f"recipe key 'model.lora.r' must be >= 1; got {self.lora.r}")
+        if not self.name:
+            raise UserError("recipe key 'model.name' is empty")
