@@ -1,0 +1,203 @@
+"""The ``mmthink`` command line: a thin Typer layer over the methods.
+
+Heavy libraries (torch, transformers) are imported inside the commands, so that ``mmthink --help``
+stays fast. A ``UserError`` anywhere below prints one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from mmthink.errors import EXIT_USER_ERROR, UserError
+from mmthink.registry import COMMANDS_NOT_BUILT
+
+app = typer.Typer(
+    help="Train, evaluate, calibrate and serve reasoning and uncertainty methods for (multimodal) LMs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+recipes_app = typer.Typer(help="List, show and copy the shipped recipes.", no_args_is_help=True)
+app.add_typer(recipes_app, name="recipes")
+
+OVERRIDES = typer.Argument(None, help="Recipe overrides, e.g. optim.lr=1e-5 runner.max_steps=10", show_default=False)
+
+
+def fail(message: str) -> None:
+    typer.echo(f"mmthink: error: {message}", err=True)
+    raise typer.Exit(EXIT_USER_ERROR)
+
+
+def user_errors(fn):
+    """Turn a ``UserError`` into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            fail(str(e))
+        except KeyboardInterrupt:
+            typer.echo("mmthink: interrupted", err=True)
+            raise typer.Exit(130)
+
+    return wrapper
+
+
+def _recipe_path(recipe: str) -> Path:
+    from mmthink.paths import recipes_dir
+
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    shipped = recipes_dir() / (recipe if recipe.endswith(".yaml") else f"{recipe}.yaml")
+    if shipped.is_file():
+        return shipped
+    raise UserError(f"recipe file not found: {recipe}")
+
+
+def _load_cfg(method: str, action: str, recipe: Optional[str], overrides: List[str]):
+    from mmthink import registry
+    from mmthink.config import build, load_recipe, parse_overrides
+
+    schema, entry = registry.method(method, action)
+    if recipe is not None:
+        cfg = load_recipe(_recipe_path(recipe), overrides or [], schema)
+    else:
+        cfg = build(schema, parse_overrides(overrides or [], schema))
+    if getattr(cfg, "method", method) != method:
+        raise UserError(f"recipe {recipe} is for method '{cfg.method}', not '{method}'")
+    return cfg, entry
+
+
+def _offline_defaults() -> None:
+    import os
+
+    # Without these a missing hub id retries for a minute before failing; users with hub access can
+    # set them to 0.
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(var, "1")
+    if not sys.stderr.isatty():
+        # Per-file download/shard bars make unreadable SLURM logs; our own progress lines remain.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+@app.command()
+@user_errors
+def train(
+    method: str = typer.Argument(..., help="Method to train: sft, mirage, satori, ..."),
+    recipe: str = typer.Option(..., "--recipe", "-r", help="Recipe YAML (a path, or a shipped name like tiny/sft)"),
+    overrides: Optional[List[str]] = OVERRIDES,
+    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved recipe and exit"),
+):
+    """Train METHOD with a recipe, e.g. mmthink train sft --recipe recipes/tiny/sft.yaml optim.lr=1e-4"""
+    from mmthink.config import to_yaml
+
+    cfg, entry = _load_cfg(method, "train", recipe, overrides)
+    if print_config:
+        typer.echo(to_yaml(cfg), nl=False)
+        return
+    _offline_defaults()
+    metrics = entry(cfg, ["mmthink"] + sys.argv[1:])
+    _print_table(f"{method}: final metrics", metrics)
+
+
+@app.command("eval")
+@user_errors
+def eval_(
+    method: str = typer.Argument(..., help="Method to evaluate"),
+    checkpoint: str = typer.Option(..., "--checkpoint", "-c", help="Trained model folder (e.g. runs/sft/model)"),
+    data: str = typer.Option(..., "--data", "-d", help="Evaluation rows (JSONL or parquet)"),
+    recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="Recipe for evaluation settings"),
+    out: Optional[str] = typer.Option(None, "--out", help="Folder for eval.json (default: the checkpoint folder)"),
+    overrides: Optional[List[str]] = OVERRIDES,
+):
+    """Evaluate a trained checkpoint of METHOD on a data file; writes eval.json and prints a table."""
+    cfg, entry = _load_cfg(method, "eval", recipe, overrides)
+    _offline_defaults()
+    metrics = entry(cfg, checkpoint, data, out)
+    _print_table(f"{method} eval: {data}", metrics)
+
+
+def _print_table(title: str, metrics: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    Console().print(table)
+
+
+def _not_built(name: str, what: str):
+    @user_errors
+    def command(args: Optional[List[str]] = typer.Argument(None, hidden=True)):
+        raise UserError(f"'{name}' ({what}) is not implemented yet")
+
+    command.__doc__ = f"{what} (not implemented yet)."
+    return command
+
+
+for _name, _what in COMMANDS_NOT_BUILT.items():
+    app.command(_name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        _not_built(_name, _what)
+    )
+
+
+@recipes_app.command("list")
+@user_errors
+def recipes_list():
+    """List the shipped recipes."""
+    from mmthink.paths import recipes_dir
+
+    root = recipes_dir()
+    for path in sorted(root.rglob("*.yaml")):
+        if path.parent.name != "accelerate":
+            typer.echo(str(path.relative_to(root).with_suffix("")))
+
+
+@recipes_app.command("show")
+@user_errors
+def recipes_show(name: str = typer.Argument(..., help="e.g. sft or tiny/sft")):
+    """Print a shipped recipe."""
+    typer.echo(_recipe_path(name).read_text(), nl=False)
+
+
+@recipes_app.command("cp")
+@user_errors
+def recipes_cp(name: str = typer.Argument(...), dest: str = typer.Argument(..., help="File or folder to copy to")):
+    """Copy a shipped recipe to edit it."""
+    src = _recipe_path(name)
+    target = Path(dest)
+    if target.is_dir():
+        target = target / src.name
+    if target.exists():
+        raise UserError(f"{target} exists; not overwriting it")
+    shutil.copyfile(src, target)
+    typer.echo(f"copied {src.name} to {target}")
+
+
+@app.command()
+@user_errors
+def env():
+    """Versions, devices, bitsandbytes backend and offline flags."""
+    from mmthink.envinfo import report
+
+    for key, value in report().items():
+        typer.echo(f"{key:<22} {value}")
+
+
+def main() -> None:
+    app(prog_name="mmthink")
+
+
+if __name__ == "__main__":
+    main()

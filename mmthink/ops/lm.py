@@ -1,0 +1,64 @@
+"""Causal-LM numerics shared by every method: summed token NLL and batched greedy/sampled generation."""
+
+from __future__ import annotations
+
+IGNORE = -100
+
+
+def token_nll_sum(logits, labels):
+    """sum_t -log p(y_t | y_<t) over targets (labels != -100), with logits[:, t] predicting labels[:, t+1].
+
+    Returns (nll_sum, n_targets). Computed in float32 whatever the model's dtype.
+    """
+    import torch.nn.functional as F
+
+    shift_logits = logits[:, :-1, :].float()
+    shift_labels = labels[:, 1:]
+    nll = F.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
+    )
+    return nll, (shift_labels != IGNORE).sum()
+
+
+def causal_lm_loss(model, batch):
+    """Forward a tokenised batch and return (nll_sum, n_targets)."""
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+    logits = model(**inputs, use_cache=False).logits
+    return token_nll_sum(logits, batch["labels"])
+
+
+def generate_chat(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int, batch_size: int = 16,
+                  do_sample: bool = False, temperature: float = 1.0) -> list[str]:
+    """Reply to each conversation (left-padded batches, KV cache); returns the decoded new text."""
+    import torch
+
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # decoder-only models continue from the last column
+    outputs: list[str] = []
+    try:
+        for i in range(0, len(conversations), batch_size):
+            texts = [
+                tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+                for c in conversations[i : i + batch_size]
+            ]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            with torch.no_grad():
+                out = model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=do_sample,
+                    temperature=temperature if do_sample else None,
+                    top_p=None,
+                    top_k=None,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            new = out[:, enc["input_ids"].shape[1] :]
+            outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+    return outputs
+
+
+def exact_match(prediction: str, reference: str) -> bool:
+    """Equal after stripping surrounding whitespace."""
+    return prediction.strip() == reference.strip()

@@ -1,0 +1,246 @@
+"""The training loop every method runs on: ``fit(model, task, ...)``.
+
+A method supplies a ``Task``: its examples, a collate function, and a loss that returns a *sum*
+over loss items (e.g. target tokens) with the item count. The runner divides by the number of items
+in the whole optimiser step — across gradient accumulation and processes — so one process with a
+global batch B and N processes with B/N each compute the same gradient, and the loss does not depend
+on how a step is cut into micro-batches.
+
+Data order is a seeded permutation per epoch over global micro-batches that accelerate splits
+across processes (``split_batches``); the position is part of every checkpoint, so a resumed run
+sees the same batches, in the same order, with the same RNG, as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from mmthink.errors import UserError
+from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint
+from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig
+from mmthink.runner.schedule import make_scheduler
+from mmthink.runner.tracking import MetricsLog, Progress
+
+
+@dataclass
+class LossOutput:
+    loss_sum: Any  # scalar tensor: the loss summed over this micro-batch's items
+    num_items: Any  # scalar tensor or int: how many items the sum runs over
+    metrics: dict = field(default_factory=dict)  # extra sums to log, divided by the step's items
+
+
+@dataclass
+class Task:
+    """What a method hands the runner."""
+
+    train_data: Sequence[Any]
+    collate: Callable[[list], dict]
+    loss: Callable[[Any, dict], LossOutput]
+    evaluate: Optional[Callable[[Any, Any], dict]] = None  # (model, accelerator) -> metrics
+    name: str = "train"
+
+
+class EpochBatchSampler:
+    """Global micro-batches of indices: a fresh seeded permutation each epoch, resumable mid-epoch."""
+
+    def __init__(self, n: int, batch_size: int, batches_per_epoch: int, seed: int):
+        self.n, self.batch_size, self.batches_per_epoch, self.seed = n, batch_size, batches_per_epoch, seed
+        self.epoch, self.start = 0, 0
+
+    def set_position(self, epoch: int, start: int) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self):
+        import torch
+
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g).tolist()
+        for b in range(self.start, self.batches_per_epoch):
+            yield order[b * self.batch_size : (b + 1) * self.batch_size]
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.start
+
+
+def make_accelerator(runner: RunnerConfig):
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
+
+    # split_batches: the sampler yields global micro-batches; each process gets its slice.
+    return Accelerator(
+        mixed_precision=runner.mixed_precision,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
+
+
+def _optimizer(model, optim: OptimConfig):
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise UserError("the model has no trainable parameters")
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]  # norms and biases are not decayed
+    groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
+
+
+def _scheduler(optimizer, optim: OptimConfig, max_steps: int):
+    warmup = optim.warmup_steps or int(round(optim.warmup_ratio * max_steps))
+    return make_scheduler(optimizer, optim.scheduler, warmup, max_steps)
+
+
+def fit(
+    model,
+    tokenizer,
+    task: Task,
+    optim: OptimConfig,
+    runner: RunnerConfig,
+    log: LoggingConfig,
+    output_dir: Path,
+    seed: int,
+    accelerator=None,
+) -> dict:
+    """Train ``model`` on ``task``; checkpoints and metrics go under ``output_dir``. Returns last metrics."""
+    import torch
+    from accelerate.utils import set_seed
+    from torch.utils.data import DataLoader
+
+    accelerator = accelerator or make_accelerator(runner)
+    world = accelerator.num_processes
+    runner.check(world)
+    accum = runner.grad_accum(world)
+    micro_global = runner.micro_batch_size * world
+    batches_per_epoch = (len(task.train_data) // micro_global // accum) * accum
+    if batches_per_epoch == 0:
+        raise UserError(
+            f"{len(task.train_data)} training examples are fewer than one optimiser step (runner.batch_size={runner.batch_size})"
+        )
+    steps_per_epoch = batches_per_epoch // accum
+    max_steps = runner.epochs * steps_per_epoch if runner.epochs else runner.max_steps
+
+    set_seed(seed)
+    sampler = EpochBatchSampler(len(task.train_data), micro_global, batches_per_epoch, seed)
+    loader = DataLoader(
+        task.train_data, batch_sampler=sampler, collate_fn=task.collate, num_workers=runner.num_workers
+    )
+    optimizer = _optimizer(model, optim)
+    scheduler = _scheduler(optimizer, optim, max_steps)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+
+    ckpt_root = output_dir / "checkpoints"
+    state = TrainState()
+    resume_from = find_resume(runner.resume, ckpt_root)
+    if resume_from is not None:
+        state = load_checkpoint(accelerator, model, resume_from)
+        accelerator.print(f"resumed from {resume_from} at step {state.step}")
+    metrics_log = MetricsLog(output_dir, log.tensorboard, state.step) if accelerator.is_main_process else None
+    progress = Progress(max_steps, state.step, log.progress if accelerator.is_main_process else "none", log.plain_every_s, task.name)
+
+    def windows():
+        """Lists of ``accum`` micro-batches, epoch after epoch, from the saved position on."""
+        while True:
+            sampler.set_position(state.epoch, state.batch_in_epoch)
+            window = []
+            for batch in loader:
+                window.append(batch)
+                if len(window) == accum:
+                    yield window
+                    window = []
+            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+
+    model.train()
+    last: dict = {}
+    t_last, items_last = time.monotonic(), state.items_seen
+    try:
+        for window in windows():
+            if state.step >= max_steps:
+                break
+            counts = [torch.as_tensor(_count(b), device=accelerator.device, dtype=torch.float64) for b in window]
+            total = accelerator.reduce(torch.stack(counts).sum(), reduction="sum")
+            if total.item() == 0:
+                raise UserError("an optimiser step has no loss items (every target is masked); check the data")
+            loss_sum = torch.zeros((), device=accelerator.device, dtype=torch.float64)
+            extra: dict = {}
+            for i, batch in enumerate(window):
+                sync = i == len(window) - 1
+                with nullcontext() if sync else accelerator.no_sync(model):
+                    out = task.loss(model, batch)
+                    # DDP averages gradients over processes, hence the factor ``world``.
+                    accelerator.backward(out.loss_sum * (world / total.to(out.loss_sum.dtype)))
+                loss_sum += out.loss_sum.detach().double()
+                for k, v in out.metrics.items():
+                    extra[k] = extra.get(k, 0.0) + torch.as_tensor(v, device=accelerator.device, dtype=torch.float64)
+            grad_norm = None
+            if optim.max_grad_norm > 0:
+                grad_norm = accelerator.clip_grad_norm_(model.parameters(), optim.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+
+            state.step += 1
+            state.batch_in_epoch += accum
+            state.examples_seen += micro_global * accum
+            state.items_seen += int(total.item())
+            if state.batch_in_epoch >= batches_per_epoch:
+                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+
+            if state.step % runner.log_every == 0 or state.step == max_steps:
+                now = time.monotonic()
+                last = {
+                    "loss": (accelerator.reduce(loss_sum, reduction="sum") / total).item(),
+                    "lr": scheduler.get_last_lr()[0],
+                    "epoch": state.step / steps_per_epoch,
+                    "items_per_s": (state.items_seen - items_last) / max(now - t_last, 1e-9),
+                    **{k: (accelerator.reduce(v, reduction="sum") / total).item() for k, v in extra.items()},
+                }
+                if grad_norm is not None:
+                    last["grad_norm"] = float(grad_norm)
+                t_last, items_last = now, state.items_seen
+                if metrics_log is not None:
+                    metrics_log.log(state.step, last)
+            progress.update(state.step, f"loss {last.get('loss', float('nan')):.4f}")
+
+            if task.evaluate and runner.eval_every and state.step % runner.eval_every == 0 and state.step < max_steps:
+                _evaluate(task, model, accelerator, metrics_log, state.step)
+            if runner.save_every and state.step % runner.save_every == 0:
+                save_checkpoint(accelerator, model, tokenizer, state, ckpt_root, runner.keep_last)
+    finally:
+        progress.close()
+    if task.evaluate:
+        last.update(_evaluate(task, model, accelerator, metrics_log, state.step))
+    if metrics_log is not None:
+        metrics_log.close()
+    return last
+
+
+def _count(batch) -> int:
+    import torch
+
+    if "num_items" in batch:
+        return int(batch["num_items"])
+    labels = batch["labels"]
+    # Causal LMs predict token t+1 from t: the first label of each row is never a target.
+    return int((labels[:, 1:] != -100).sum()) if isinstance(labels, torch.Tensor) else len(labels)
+
+
+def _evaluate(task: Task, model, accelerator, metrics_log, step: int) -> dict:
+    model.eval()
+    try:
+        metrics = {f"eval/{k}": v for k, v in task.evaluate(model, accelerator).items()}
+    finally:
+        model.train()
+    if metrics_log is not None:
+        metrics_log.log(step, metrics)
+    accelerator.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    return metrics
+
+
+def perplexity(loss: float) -> float:
+    # ppl = exp(mean token NLL); capped so that a diverged run logs inf instead of raising.
+    return math.exp(loss) if loss < 700 else float("inf")
