@@ -76,13 +76,9 @@ def _load_cfg(method: str, action: str, recipe: Optional[str], overrides: List[s
     return cfg, entry
 
 
-def _offline_defaults() -> None:
+def _quiet_hub_bars() -> None:
     import os
 
-    # Without these a missing hub id retries for a minute before failing; users with hub access can
-    # set them to 0.
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        os.environ.setdefault(var, "1")
     if not sys.stderr.isatty():
         # Per-file download/shard bars make unreadable SLURM logs; our own progress lines remain.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -103,7 +99,7 @@ def train(
     if print_config:
         typer.echo(to_yaml(cfg), nl=False)
         return
-    _offline_defaults()
+    _quiet_hub_bars()
     metrics = entry(cfg, ["mmthink"] + sys.argv[1:])
     _print_table(f"{method}: final metrics", metrics)
 
@@ -120,7 +116,7 @@ def eval_(
 ):
     """Evaluate a trained checkpoint of METHOD on a data file; writes eval.json and prints a table."""
     cfg, entry = _load_cfg(method, "eval", recipe, overrides)
-    _offline_defaults()
+    _quiet_hub_bars()
     metrics = entry(cfg, checkpoint, data, out)
     _print_table(f"{method} eval: {data}", metrics)
 

@@ -66,6 +66,8 @@ def load_rows(path: str | Path, validate: Callable[[dict], None], limit: Optiona
     if suffix not in (".jsonl", ".json", ".parquet"):
         raise UserError(f"data file {path}: expected .jsonl or .parquet, got '{suffix or path.name}'")
     lines = _jsonl_line_numbers(path) if suffix != ".parquet" else None
+    if lines == []:
+        raise UserError(f"data file {path} holds no rows")
     import datasets
 
     datasets.disable_progress_bars()

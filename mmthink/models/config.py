@@ -1,5 +1,6 @@
 """The ``model:`` recipe section: which weights, in which precision, with which adapters."""
 
+import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -44,7 +45,23 @@ class ModelConfig:
             choice("model.quantization.bits", q.bits, [4, 8])
             choice("model.quantization.quant_type", q.quant_type, ["nf4", "fp4"])
             choice("model.quantization.compute_dtype", q.compute_dtype, ["float32", "bfloat16", "float16"])
+        if q.bits is not None and _sharding_strategy():
+            raise UserError(
+                f"model.quantization.bits={q.bits} cannot be combined with {_sharding_strategy()}: quantised weights "
+                "are not sharded; launch with recipes/accelerate/ddp.yaml instead"
+            )
         if self.lora.enabled and self.lora.r < 1:
             raise UserError(f"recipe key 'model.lora.r' must be >= 1; got {self.lora.r}")
         if not self.name:
             raise UserError("recipe key 'model.name' is empty")
+
+
+def _sharding_strategy() -> Optional[str]:
+    """FSDP or DeepSpeed ZeRO-3 when ``accelerate launch`` set them up for this process."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        return "FSDP"
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and os.environ.get(
+        "ACCELERATE_DEEPSPEED_ZERO_STAGE"
+    ) == "3":
+        return "DeepSpeed ZeRO-3"
+    return None

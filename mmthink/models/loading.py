@@ -65,16 +65,22 @@ def is_vision_config(config) -> bool:
     return getattr(config, "vision_config", None) is not None
 
 
-def bnb_config(q: QuantizationConfig):
-    """A ``BitsAndBytesConfig``, after checking that bitsandbytes can run here."""
+def bnb_problem() -> Optional[str]:
+    """Why bitsandbytes cannot quantise here, or None when it can."""
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise UserError(
-            f"model.quantization.bits={q.bits} needs bitsandbytes, which is not installed: pip install bitsandbytes"
-        )
+        return "bitsandbytes is not installed (pip install bitsandbytes)"
     try:
         import bitsandbytes  # noqa: F401
     except Exception as e:  # a build without a backend for this device fails on import
-        raise UserError(f"model.quantization.bits={q.bits}: bitsandbytes cannot run here ({str(e).splitlines()[0]})") from None
+        return f"bitsandbytes cannot run here ({str(e).splitlines()[0]})"
+    return None
+
+
+def bnb_config(q: QuantizationConfig):
+    """A ``BitsAndBytesConfig``, after checking that bitsandbytes can run here."""
+    problem = bnb_problem()
+    if problem:
+        raise UserError(f"model.quantization.bits={q.bits} needs bitsandbytes: {problem}")
     # Its CPU backend warns on every matmul that inputs are cast; that is expected here.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     from transformers import BitsAndBytesConfig

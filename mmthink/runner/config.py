@@ -47,6 +47,11 @@ class RunnerConfig:
                 raise UserError(f"recipe key 'runner.{key}' must be >= 1; got {getattr(self, key)}")
         if self.max_steps < 1 and not self.epochs:
             raise UserError("recipe key 'runner.max_steps' must be >= 1 (or set runner.epochs)")
+        if self.resume not in ("auto", "never"):
+            from pathlib import Path
+
+            if not (Path(self.resume) / "trainer_state.json").is_file():
+                raise UserError(f"runner.resume={self.resume}: not a checkpoint folder (no trainer_state.json)")
         per_step = self.micro_batch_size * world_size
         if self.batch_size % per_step:
             raise UserError(

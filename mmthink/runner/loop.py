@@ -24,7 +24,7 @@ from mmthink.errors import UserError
 from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint
 from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig
 from mmthink.runner.schedule import make_scheduler
-from mmthink.runner.tracking import MetricsLog, Progress
+from mmthink.runner.tracking import MetricsLog, Progress, write_run_info
 
 
 @dataclass
@@ -105,8 +105,14 @@ def fit(
     output_dir: Path,
     seed: int,
     accelerator=None,
+    config_yaml: str = "",
+    command: Sequence[str] = (),
 ) -> dict:
-    """Train ``model`` on ``task``; checkpoints and metrics go under ``output_dir``. Returns last metrics."""
+    """Train ``model`` on ``task``; checkpoints and metrics go under ``output_dir``. Returns last metrics.
+
+    Everything that can be refused is checked before the first file of the run is written; then
+    ``resolved_config.yaml`` (``config_yaml``) and ``run_info.json`` are written.
+    """
     import torch
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
@@ -136,6 +142,8 @@ def fit(
     ckpt_root = output_dir / "checkpoints"
     state = TrainState()
     resume_from = find_resume(runner.resume, ckpt_root)
+    if accelerator.is_main_process:
+        write_run_info(output_dir, config_yaml, list(command))
     if resume_from is not None:
         state = load_checkpoint(accelerator, model, resume_from)
         accelerator.print(f"resumed from {resume_from} at step {state.step}")

@@ -10,7 +10,7 @@ from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig
 
 @dataclass
 class SFTData:
-    train_file: str = "???"  # JSONL or parquet rows: {"messages": [...]} or {"prompt", "completion"}
+    train_file: str = ""  # required for training; JSONL or parquet rows: {"messages": [...]} or {"prompt", "completion"}
     eval_file: Optional[str] = None  # same format; evaluated every runner.eval_every steps and at the end
     max_length: int = 512  # tokens per example (per packed row with packing)
     packing: bool = False  # concatenate examples into rows of max_length (see mmthink.data.chat.pack)
@@ -39,6 +39,8 @@ class SFTRecipe:
     def check(self, world_size: int = 1) -> None:
         if self.method != "sft":
             raise UserError(f"this recipe is for method '{self.method}', not 'sft'")
+        if not self.data.train_file:
+            raise UserError("recipe key 'data.train_file' is required")
         if self.data.max_length < 2:
             raise UserError(f"recipe key 'data.max_length' must be >= 2; got {self.data.max_length}")
         self.model.check()

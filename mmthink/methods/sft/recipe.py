@@ -22,7 +22,7 @@ from mmthink.ops.lm import causal_lm_loss, exact_match, generate_chat
 from mmthink.runner import world_size
 from mmthink.runner.checkpoint import save_final
 from mmthink.runner.loop import LossOutput, Task, fit, make_accelerator, perplexity
-from mmthink.runner.tracking import write_run_info, write_text_atomic
+from mmthink.runner.tracking import write_text_atomic
 
 
 def tokenize_rows(rows, tokenizer, max_length: int, packing: bool) -> list[dict]:
@@ -80,8 +80,6 @@ def train(cfg: SFTRecipe, command: Sequence[str] = ()) -> dict:
 
     accelerator = make_accelerator(cfg.runner)
     output_dir = Path(cfg.output_dir)
-    if accelerator.is_main_process:
-        write_run_info(output_dir, to_yaml(cfg), list(command))
     task = Task(
         train_data=examples,
         collate=lambda b: collate_right(b, tokenizer.pad_token_id),
@@ -89,7 +87,8 @@ def train(cfg: SFTRecipe, command: Sequence[str] = ()) -> dict:
         evaluate=(lambda m, acc: evaluate_rows(m, tokenizer, eval_rows, cfg, acc)) if eval_rows is not None else None,
         name="sft",
     )
-    metrics = fit(model, tokenizer, task, cfg.optim, cfg.runner, cfg.logging, output_dir, cfg.seed, accelerator)
+    metrics = fit(model, tokenizer, task, cfg.optim, cfg.runner, cfg.logging, output_dir, cfg.seed, accelerator,
+                  config_yaml=to_yaml(cfg), command=command)
     save_final(accelerator, model, tokenizer, output_dir)
     return metrics
 

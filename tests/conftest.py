@@ -1,0 +1,30 @@
+import os
+
+# No hub is reachable here or in CI: fail at once instead of retrying for a minute.
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[_var] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _repo_root(monkeypatch):
+    # Shipped recipes name data relative to the repository root.
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.fixture
+def cli():
+    """Run the CLI in-process; returns a click Result with exit_code, stdout and stderr."""
+    from typer.testing import CliRunner
+
+    from mmthink.cli import app
+
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, [str(a) for a in args])

@@ -1,0 +1,157 @@
+"""Every user mistake prints one line on stderr, exits 2, shows no traceback and writes no run files."""
+
+import subprocess
+import sys
+
+import pytest
+
+TINY = "recipes/tiny/sft.yaml"
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def _files(tmp_path):
+    """Fixture files for the table, created lazily by name."""
+    return {
+        "bad_yaml": lambda: _write(tmp_path / "bad.yaml", "method: sft\noptim: [1, 2\n"),
+        "list_yaml": lambda: _write(tmp_path / "list.yaml", "- 1\n- 2\n"),
+        "unknown_top": lambda: _write(tmp_path / "u.yaml", f"base: {_abs(TINY)}\noptimm: {{}}\n"),
+        "unknown_nested": lambda: _write(tmp_path / "n.yaml", f"base: {_abs(TINY)}\noptim:\n  lrr: 0.1\n"),
+        "wrong_type": lambda: _write(tmp_path / "t.yaml", f"base: {_abs(TINY)}\noptim:\n  lr: fast\n"),
+        "missing_base": lambda: _write(tmp_path / "mb.yaml", "base: nowhere.yaml\n"),
+        "loop_a": lambda: (
+            _write(tmp_path / "loop_b.yaml", "base: loop_a.yaml\n"),
+            _write(tmp_path / "loop_a.yaml", "base: loop_b.yaml\n"),
+        )[1],
+        "bad_interp": lambda: _write(tmp_path / "i.yaml", f"base: {_abs(TINY)}\nlogging:\n  progress: ${{nope}}\n"),
+        "other_method": lambda: _write(tmp_path / "o.yaml", f"base: {_abs(TINY)}\nmethod: mirage\n"),
+        "bad_json": lambda: _write(tmp_path / "bad.jsonl", '{"prompt": "a", "completion": "b"}\n\n{"prompt": \n'),
+        "no_completion": lambda: _write(tmp_path / "nc.jsonl", '{"prompt": "a"}\n'),
+        "bad_role": lambda: _write(tmp_path / "r.jsonl", '{"messages": [{"role": "robot", "content": "hi"}]}\n'),
+        "no_assistant": lambda: _write(tmp_path / "na.jsonl", '{"messages": [{"role": "user", "content": "hi"}]}\n'),
+        "content_type": lambda: _write(
+            tmp_path / "ct.jsonl",
+            '{"prompt": "a", "completion": "b"}\n{"prompt": "a", "completion": 3}\n',
+        ),
+        "csv": lambda: _write(tmp_path / "d.csv", "a,b\n"),
+        "empty": lambda: _write(tmp_path / "empty.jsonl", "\n"),
+        "no_config_dir": lambda: (tmp_path / "notamodel").mkdir() or tmp_path / "notamodel",
+        "existing": lambda: _write(tmp_path / "sft.yaml", "x: 1\n"),
+        "not_ckpt": lambda: (tmp_path / "notckpt").mkdir() or tmp_path / "notckpt",
+    }
+
+
+def _abs(rel):
+    from pathlib import Path
+
+    return str(Path(rel).resolve())
+
+
+# (id, argv template, expected text in the error line). "{name}" refers to a fixture file above,
+# "{out}" to the run folder that must stay absent.
+CASES = [
+    ("unknown-method", ["train", "foo", "--recipe", TINY], "unknown method 'foo'"),
+    ("train-not-built", ["train", "mirage", "--recipe", TINY], "'train mirage' is not implemented yet"),
+    ("eval-not-built", ["eval", "satori", "--checkpoint", "x", "--data", "y"], "not implemented yet"),
+    ("serve-not-built", ["serve"], "'serve'"),
+    ("calibrate-not-built", ["calibrate", "--recipe", "x"], "not implemented yet"),
+    ("fair-not-built", ["fair"], "not implemented yet"),
+    ("video-explore-not-built", ["video-explore"], "not implemented yet"),
+    ("missing-recipe", ["train", "sft", "--recipe", "nope.yaml"], "recipe file not found: nope.yaml"),
+    ("bad-yaml", ["train", "sft", "--recipe", "{bad_yaml}"], "invalid YAML"),
+    ("recipe-not-mapping", ["train", "sft", "--recipe", "{list_yaml}"], "must be a mapping"),
+    ("unknown-key", ["train", "sft", "--recipe", "{unknown_top}"], "unknown recipe key 'optimm' (did you mean 'optim'?)"),
+    ("unknown-nested-key", ["train", "sft", "--recipe", "{unknown_nested}"], "did you mean 'optim.lr'?"),
+    ("wrong-type", ["train", "sft", "--recipe", "{wrong_type}"], "'optim.lr' has the wrong type"),
+    ("override-no-equals", ["train", "sft", "--recipe", TINY, "optim.lr"], "must look like key=value"),
+    ("override-unknown", ["train", "sft", "--recipe", TINY, "optim.lrr=1"], "unknown override key 'optim.lrr'"),
+    ("override-wrong-type", ["train", "sft", "--recipe", TINY, "runner.max_steps=ten"], "'runner.max_steps'"),
+    ("missing-base", ["train", "sft", "--recipe", "{missing_base}"], "recipe file not found"),
+    ("base-loop", ["train", "sft", "--recipe", "{loop_a}"], "loops back"),
+    ("bad-interpolation", ["train", "sft", "--recipe", "{bad_interp}"], "'logging.progress'"),
+    ("other-method", ["train", "sft", "--recipe", "{other_method}"], "is for method 'mirage'"),
+    ("bad-choice", ["train", "sft", "--recipe", TINY, "optim.scheduler=step"], "'optim.scheduler' must be one of"),
+    ("bad-precision", ["train", "sft", "--recipe", TINY, "runner.mixed_precision=fp8"], "runner.mixed_precision"),
+    ("batch-not-divisible", ["train", "sft", "--recipe", TINY, "runner.batch_size=10", "runner.micro_batch_size=4"],
+     "not a multiple"),
+    ("max-length", ["train", "sft", "--recipe", TINY, "data.max_length=1"], "data.max_length"),
+    ("resume-not-checkpoint", ["train", "sft", "--recipe", TINY, "runner.resume={not_ckpt}"], "not a checkpoint folder"),
+    ("missing-data", ["train", "sft", "--recipe", TINY, "data.train_file=nope.jsonl"], "data file not found: nope.jsonl"),
+    ("bad-json-line", ["train", "sft", "--recipe", TINY, "data.train_file={bad_json}"], "bad.jsonl:3: not valid JSON"),
+    ("row-missing-field", ["train", "sft", "--recipe", TINY, "data.train_file={no_completion}"],
+     "nc.jsonl:1: field 'completion': missing"),
+    ("row-bad-role", ["train", "sft", "--recipe", TINY, "data.train_file={bad_role}"], "r.jsonl:1: field 'messages[0].role'"),
+    ("row-no-assistant", ["train", "sft", "--recipe", TINY, "data.train_file={no_assistant}"], "no assistant turn"),
+    ("row-wrong-type", ["train", "sft", "--recipe", TINY, "data.train_file={content_type}"],
+     "ct.jsonl:2: field 'completion': expected str, got int"),
+    ("data-extension", ["train", "sft", "--recipe", TINY, "data.train_file={csv}"], "expected .jsonl or .parquet"),
+    ("empty-data", ["train", "sft", "--recipe", TINY, "data.train_file={empty}"], "holds no rows"),
+    ("eval-data-missing", ["train", "sft", "--recipe", TINY, "data.eval_file=nope_eval.jsonl"], "nope_eval.jsonl"),
+    ("hub-id-offline", ["train", "sft", "--recipe", TINY, "model.name=someorg/not-a-model"],
+     "model 'someorg/not-a-model' is not available"),
+    ("model-dir-no-config", ["train", "sft", "--recipe", TINY, "model.name={no_config_dir}"], "has no config.json"),
+    ("model-path-missing", ["train", "sft", "--recipe", TINY, "model.name=./no/such/model"], "model path not found"),
+    ("quant-bits", ["train", "sft", "--recipe", TINY, "model.quantization.bits=3"], "must be one of 4, 8"),
+    ("quant-needs-lora", ["train", "sft", "--recipe", TINY, "model.quantization.bits=4"], "needs model.lora.enabled"),
+    ("too-little-data", ["train", "sft", "--recipe", TINY, "data.limit=3"], "fewer than one optimiser step"),
+    ("targets-truncated", ["train", "sft", "--recipe", TINY, "data.max_length=4"], "no training example keeps a target"),
+    ("eval-missing-checkpoint", ["eval", "sft", "--checkpoint", "./runs/none/model", "--data", "data/toy/arith_eval.jsonl"],
+     "model path not found"),
+    ("recipes-show-unknown", ["recipes", "show", "nope"], "recipe file not found: nope"),
+    ("recipes-cp-exists", ["recipes", "cp", "sft", "{existing}"], "exists; not overwriting"),
+]
+
+
+@pytest.mark.parametrize("case_id,argv,expected", CASES, ids=[c[0] for c in CASES])
+def test_user_error(cli, tmp_path, case_id, argv, expected):
+    files = _files(tmp_path)
+    out = tmp_path / "run"
+    args = []
+    for a in argv:
+        for name, make in files.items():
+            if "{" + name + "}" in a:
+                a = a.replace("{" + name + "}", str(make()))
+        args.append(a)
+    if args[0] == "train" and args[1] == "sft":
+        args.append(f"output_dir={out}")
+    res = cli(*args)
+    assert res.exit_code == 2, (res.exit_code, res.stdout, res.stderr, res.exception)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert expected in lines[0], lines[0]
+    assert "Traceback" not in res.stderr + res.stdout
+    assert not out.exists(), f"{case_id} left {sorted(p.name for p in out.rglob('*'))}"
+
+
+def test_table_is_large_enough():
+    assert len(CASES) >= 30
+
+
+def test_bitsandbytes_missing(cli, tmp_path, monkeypatch):
+    from mmthink.models import loading
+
+    monkeypatch.setattr(loading, "bnb_problem", lambda: "bitsandbytes is not installed (pip install bitsandbytes)")
+    res = cli("train", "sft", "--recipe", TINY, "model.quantization.bits=4", "model.lora.enabled=true",
+              f"output_dir={tmp_path / 'run'}")
+    assert res.exit_code == 2
+    assert "needs bitsandbytes: bitsandbytes is not installed" in res.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_quantization_refused_under_fsdp(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    res = cli("train", "sft", "--recipe", TINY, "model.quantization.bits=4", "model.lora.enabled=true")
+    assert res.exit_code == 2 and "cannot be combined with FSDP" in res.stderr
+
+
+def test_real_process_exit_code_and_single_line(tmp_path):
+    """The console entry point (not only the in-process runner) exits 2 with one line and no traceback."""
+    res = subprocess.run(
+        [sys.executable, "-m", "mmthink.cli", "train", "sft", "--recipe", TINY, "optim.lrr=1"],
+        capture_output=True, text=True,
+    )
+    assert res.returncode == 2
+    assert res.stderr.strip() == "mmthink: error: unknown override key 'optim.lrr' (did you mean 'optim.lr'?)"
