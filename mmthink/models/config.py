@@ -33,7 +33,7 @@ class ModelConfig:
     attn_implementation: Optional[str] = None  # sdpa | eager | flash_attention_2; null: transformers' default
     special_tokens: List[str] = field(default_factory=list)  # added to the vocabulary; embeddings resized
     gradient_checkpointing: bool = False
-    init_seed: int = 0  # seeds the random init of tiny-* presets
+    init_seed: int = 0  # seeds every random init at load: tiny presets, added token rows, LoRA
     trust_remote_code: bool = False
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)

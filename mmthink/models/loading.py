@@ -170,7 +170,19 @@ def apply_lora(model, lora: LoraConfig, quantized: bool, gradient_checkpointing:
 
 
 def load_model(cfg: ModelConfig, train: bool = True) -> Loaded:
-    """Build the model, tokenizer and (for image-text models) image processor named by ``cfg``."""
+    """Build the model, tokenizer and (for image-text models) image processor named by ``cfg``.
+
+    Every random init here (tiny presets, rows of added tokens, LoRA matrices) draws from a generator
+    seeded with ``model.init_seed``, and the caller's RNG stream is left untouched.
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.init_seed)
+        return _load_model(cfg, train)
+
+
+def _load_model(cfg: ModelConfig, train: bool) -> Loaded:
     cfg.check()
     quantized = cfg.quantization.bits is not None
     if train and quantized and not cfg.lora.enabled:

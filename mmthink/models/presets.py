@@ -100,7 +100,7 @@ def build_tiny(name: str, seed: int = 0):
     tok = load_tiny_tokenizer()
     config = tiny_config(name, tok)
     auto = AutoModelForImageTextToText if name.endswith("-vl") else AutoModelForCausalLM
-    # fork_rng keeps the caller's RNG stream untouched: building a model must not shift data order.
+    # fork_rng leaves the caller's RNG stream untouched: building a model must not shift data order.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = auto.from_config(config)

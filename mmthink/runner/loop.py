@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from mmthink.errors import UserError
+from mmthink.runner import world_size
 from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint
 from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig
 from mmthink.runner.schedule import make_scheduler
@@ -72,10 +73,27 @@ def make_accelerator(runner: RunnerConfig):
     from accelerate.utils import DataLoaderConfiguration
 
     # split_batches: the sampler yields global micro-batches; each process gets its slice.
-    return Accelerator(
+    accelerator = Accelerator(
         mixed_precision=runner.mixed_precision,
         dataloader_config=DataLoaderConfiguration(split_batches=True),
     )
+    if accelerator.num_processes != world_size():
+        # Otherwise every process trains alone and they all write the same run folder.
+        raise UserError(
+            f"the launcher started {world_size()} processes but accelerate joined {accelerator.num_processes}; "
+            "on a machine without GPUs launch with ACCELERATE_USE_CPU=true (gloo)"
+        )
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is not None:
+        # DeepSpeed steps its optimiser inside backward and scales by its own accumulation count;
+        # the runner's token-exact accumulation is not wired through it, so one micro-batch per step.
+        if runner.grad_accum(accelerator.num_processes) != 1:
+            raise UserError(
+                "under DeepSpeed set runner.batch_size = runner.micro_batch_size x processes "
+                f"(= {runner.micro_batch_size * accelerator.num_processes}); gradient accumulation is not supported there"
+            )
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = runner.micro_batch_size
+    return accelerator
 
 
 def _optimizer(model, optim: OptimConfig):
@@ -132,8 +150,14 @@ def fit(
 
     set_seed(seed)
     sampler = EpochBatchSampler(len(task.train_data), micro_global, batches_per_epoch, seed)
+    # Each new DataLoader iterator draws a seed from its generator; a private one keeps that draw out
+    # of the global stream (dropout), which a resumed run would otherwise see shifted.
     loader = DataLoader(
-        task.train_data, batch_sampler=sampler, collate_fn=task.collate, num_workers=runner.num_workers
+        task.train_data,
+        batch_sampler=sampler,
+        collate_fn=task.collate,
+        num_workers=runner.num_workers,
+        generator=torch.Generator().manual_seed(seed),
     )
     optimizer = _optimizer(model, optim)
     scheduler = _scheduler(optimizer, optim, max_steps)
@@ -143,7 +167,8 @@ def fit(
     state = TrainState()
     resume_from = find_resume(runner.resume, ckpt_root)
     if accelerator.is_main_process:
-        write_run_info(output_dir, config_yaml, list(command))
+        launch = {"world_size": world, "distributed_type": str(accelerator.distributed_type), "grad_accum": accum}
+        write_run_info(output_dir, config_yaml, list(command), launch)
     if resume_from is not None:
         state = load_checkpoint(accelerator, model, resume_from)
         accelerator.print(f"resumed from {resume_from} at step {state.step}")

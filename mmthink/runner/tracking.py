@@ -47,11 +47,12 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_run_info(output_dir: Path, resolved_yaml: str, command: list[str]) -> None:
-    """resolved_config.yaml and run_info.json (git commit, package versions, command line)."""
+def write_run_info(output_dir: Path, resolved_yaml: str, command: list[str], extra: Optional[dict] = None) -> None:
+    """resolved_config.yaml and run_info.json (git commit, package versions, command line, ``extra``)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output_dir / "resolved_config.yaml", resolved_yaml)
     info = {"git_commit": git_commit(), "versions": package_versions(), "command": command, "time": time.time()}
+    info.update(extra or {})
     write_text_atomic(output_dir / "run_info.json", json.dumps(info, indent=2))
 
 

@@ -74,11 +74,11 @@ def train(cfg: SFTRecipe, command: Sequence[str] = ()) -> dict:
     cfg.check(world)
     train_rows = load_rows(cfg.data.train_file, validate_chat_row, cfg.data.limit)
     eval_rows = load_rows(cfg.data.eval_file, validate_chat_row) if cfg.data.eval_file else None
+    # The accelerator comes first so that DeepSpeed ZeRO-3 can shard the weights while they load.
+    accelerator = make_accelerator(cfg.runner)
     loaded = load_model(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
     examples = tokenize_rows(train_rows, tokenizer, cfg.data.max_length, cfg.data.packing)
-
-    accelerator = make_accelerator(cfg.runner)
     output_dir = Path(cfg.output_dir)
     task = Task(
         train_data=examples,
