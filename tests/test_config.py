@@ -1,0 +1,62 @@
+"""Recipes: inheritance, overrides, interpolation, typed results; every shipped recipe validates."""
+
+from pathlib import Path
+
+import pytest
+
+from mmthink.config import load_recipe, read_recipe_tree, to_yaml
+from mmthink.errors import UserError
+from mmthink.methods.sft.config import SFTRecipe
+from mmthink.paths import recipes_dir
+
+
+def test_tiny_recipe_changes_only_model_data_and_budget():
+    base = load_recipe("recipes/sft.yaml", [], SFTRecipe)
+    tiny = load_recipe("recipes/tiny/sft.yaml", [], SFTRecipe)
+    assert base.model.name == "smollm2-135m-instruct" and tiny.model.name == "tiny-llama"
+    # Inherited untouched from the base recipe:
+    assert tiny.data.train_file == base.data.train_file
+    assert tiny.optim.scheduler == base.optim.scheduler and tiny.optim.warmup_ratio == base.optim.warmup_ratio
+
+
+def test_overrides_are_typed_and_win():
+    cfg = load_recipe("recipes/tiny/sft.yaml", ["optim.lr=1e-5", "runner.max_steps=7", "model.lora.enabled=true",
+                                                "model.lora.target_modules=[q_proj]"], SFTRecipe)
+    assert cfg.optim.lr == 1e-5 and isinstance(cfg.optim.lr, float)
+    assert cfg.runner.max_steps == 7
+    assert cfg.model.lora.enabled is True and cfg.model.lora.target_modules == ["q_proj"]
+
+
+def test_interpolation_resolves(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"base: {Path('recipes/tiny/sft.yaml').resolve()}\noutput_dir: runs/${{model.name}}-s${{seed}}\n")
+    cfg = load_recipe(recipe, ["seed=3"], SFTRecipe)
+    assert cfg.output_dir == "runs/tiny-llama-s3"
+
+
+def test_unknown_key_suggests_the_closest(tmp_path):
+    with pytest.raises(UserError, match=r"unknown override key 'runner.max_step' \(did you mean 'runner.max_steps'\?\)"):
+        load_recipe("recipes/tiny/sft.yaml", ["runner.max_step=3"], SFTRecipe)
+
+
+def test_resolved_yaml_round_trips(tmp_path):
+    cfg = load_recipe("recipes/tiny/sft.yaml", ["optim.lr=0.002"], SFTRecipe)
+    saved = tmp_path / "resolved.yaml"
+    saved.write_text(to_yaml(cfg))
+    assert load_recipe(saved, [], SFTRecipe) == cfg
+
+
+@pytest.mark.parametrize("path", sorted(p for p in recipes_dir().rglob("*.yaml") if p.parent.name != "accelerate"),
+                         ids=lambda p: str(p.relative_to(recipes_dir())))
+def test_every_shipped_recipe_validates_and_documents_its_commands(path):
+    from mmthink import registry
+
+    text = path.read_text()
+    method = read_recipe_tree(path).get("method")
+    assert method, f"{path} names no method"
+    schema, _ = registry.method(method, "train")
+    cfg = load_recipe(path, [], schema)
+    cfg.check()
+    head = text.split("\n\n")[0]
+    for needle in ("mmthink train", "accelerate launch", "sbatch"):
+        assert needle in head, f"{path} does not open with a '{needle}' command"
