@@ -8,16 +8,16 @@ IGNORE = -100
 def token_nll_sum(logits, labels):
     """sum_t -log p(y_t | y_<t) over targets (labels != -100), with logits[:, t] predicting labels[:, t+1].
 
-    Returns (nll_sum, n_targets). Computed in float32 whatever the model's dtype.
+    Returns (nll_sum, n_targets), in float32 whatever the model's dtype. The labels are shifted rather
+    than the logits, which would copy a batch x length x vocabulary tensor (forward and backward).
     """
     import torch.nn.functional as F
 
-    shift_logits = logits[:, :-1, :].float()
-    shift_labels = labels[:, 1:]
+    targets = F.pad(labels, (0, 1), value=IGNORE)[:, 1:]
     nll = F.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
+        logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE, reduction="sum"
     )
-    return nll, (shift_labels != IGNORE).sum()
+    return nll, (targets != IGNORE).sum()
 
 
 def causal_lm_loss(model, batch):
