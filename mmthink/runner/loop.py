@@ -189,11 +189,9 @@ def fit(
 
     model.train()
     last: dict = {}
-    t_last, items_last = time.monotonic(), state.items_seen
+    t_last, items_last, step_last = time.monotonic(), state.items_seen, state.step
     try:
-        for window in windows():
-            if state.step >= max_steps:
-                break
+        for window in windows() if state.step < max_steps else ():
             counts = [torch.as_tensor(_count(b), device=accelerator.device, dtype=torch.float64) for b in window]
             total = accelerator.reduce(torch.stack(counts).sum(), reduction="sum")
             if total.item() == 0:
@@ -230,19 +228,27 @@ def fit(
                     "lr": scheduler.get_last_lr()[0],
                     "epoch": state.step / steps_per_epoch,
                     "items_per_s": (state.items_seen - items_last) / max(now - t_last, 1e-9),
+                    "s_per_step": (now - t_last) / max(state.step - step_last, 1),
                     **{k: (accelerator.reduce(v, reduction="sum") / total).item() for k, v in extra.items()},
                 }
                 if grad_norm is not None:
                     last["grad_norm"] = float(grad_norm)
-                t_last, items_last = now, state.items_seen
+                t_last, items_last, step_last = now, state.items_seen, state.step
                 if metrics_log is not None:
                     metrics_log.log(state.step, last)
             progress.update(state.step, f"loss {last.get('loss', float('nan')):.4f}")
 
+            paused = False
             if task.evaluate and runner.eval_every and state.step % runner.eval_every == 0 and state.step < max_steps:
                 _evaluate(task, model, accelerator, metrics_log, state.step)
+                paused = True
             if runner.save_every and state.step % runner.save_every == 0:
                 save_checkpoint(accelerator, model, tokenizer, state, ckpt_root, runner.keep_last)
+                paused = True
+            if paused:  # rates measure training, not evaluation or checkpoint writing
+                t_last, items_last, step_last = time.monotonic(), state.items_seen, state.step
+            if state.step >= max_steps:
+                break
     finally:
         progress.close()
     if task.evaluate:

@@ -79,7 +79,7 @@ def test_eval_command_writes_eval_json(tiny_run, cli, tmp_path):
     assert "exact_match" in res.stdout
 
 
-def test_keep_last_and_completed_run_resumes_to_nothing(tiny_run, cli):
+def test_rerunning_a_finished_run_resumes_and_stops(tiny_run, cli):
     out, _ = tiny_run
     res = cli("train", "sft", "--recipe", TINY, "runner.max_steps=60", "data.eval_file=null", f"output_dir={out}")
     assert res.exit_code == 0
