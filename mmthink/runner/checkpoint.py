@@ -47,10 +47,12 @@ def is_peft(model) -> bool:
     return hasattr(model, "peft_config")
 
 
-def save_pretrained_model(model, tokenizer, folder: Path, state_dict=None) -> None:
+def save_pretrained_model(model, processors, folder: Path, state_dict=None) -> None:
+    """``save_pretrained`` of the model and of its tokenizer (or a tuple: tokenizer, image processor)."""
     model.save_pretrained(str(folder), state_dict=state_dict, safe_serialization=True)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(str(folder))
+    for proc in processors if isinstance(processors, (tuple, list)) else (processors,):
+        if proc is not None:
+            proc.save_pretrained(str(folder))
 
 
 def save_checkpoint(accelerator, model, tokenizer, state: TrainState, root: Path, keep_last: int) -> Path:

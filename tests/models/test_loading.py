@@ -111,3 +111,14 @@ def test_smollm2_is_the_real_pretrained_model():
     reply = generate_chat(loaded.model, loaded.tokenizer, [[{"role": "user", "content": "What is the capital of France?"}]],
                           max_new_tokens=12)[0]
     assert "Paris" in reply
+
+
+def test_vl_model_saved_with_its_processors_reloads_from_the_folder(tmp_path):
+    from mmthink.runner.checkpoint import save_pretrained_model
+
+    loaded = load_model(ModelConfig(name="tiny-qwen2.5-vl"), train=False)
+    save_pretrained_model(loaded.model, (loaded.tokenizer, loaded.image_processor), tmp_path)
+    again = load_model(ModelConfig(name=str(tmp_path)), train=False)
+    assert type(again.model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    assert again.image_processor.merge_size == loaded.image_processor.merge_size
+    assert len(again.tokenizer) == len(loaded.tokenizer)
