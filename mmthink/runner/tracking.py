@@ -115,6 +115,7 @@ class Progress:
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
+            from rich.console import Console
             from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(
@@ -126,6 +127,7 @@ class Progress:
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[info]}"),
+                console=Console(stderr=True),  # stdout stays for results, as with plain lines
             )
             self._bar.start()
             self._task = self._bar.add_task(desc, total=total, completed=initial, rate="", info="")
