@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -182,8 +182,35 @@ def load_model(cfg: ModelConfig, train: bool = True) -> Loaded:
         return _load_model(cfg, train)
 
 
+def _adapter_folder(name: str) -> Optional[Path]:
+    path = Path(name).expanduser()
+    if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+        return path
+    return None
+
+
+def _load_adapter(folder: Path, cfg: ModelConfig, train: bool) -> Loaded:
+    """A LoRA adapter folder saved by a run: its base model (by the name recorded at training), the
+    tokenizer saved beside the adapter (with any added tokens), and the adapter on top."""
+    import json
+
+    from peft import PeftModel
+
+    base_name = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not base_name:
+        raise UserError(f"adapter {folder} does not record its base model (base_model_name_or_path)")
+    base = _load_model(replace(cfg, name=base_name, special_tokens=[], lora=LoraConfig()), train=False)
+    tok = _load_tokenizer(folder)
+    add_special_tokens(base.model, tok, [])  # grows the embeddings to the adapter's vocabulary
+    model = PeftModel.from_pretrained(base.model, str(folder), is_trainable=train)
+    return Loaded(model, tok, base.image_processor)
+
+
 def _load_model(cfg: ModelConfig, train: bool) -> Loaded:
     cfg.check()
+    adapter = _adapter_folder(cfg.name)
+    if adapter is not None:
+        return _load_adapter(adapter, cfg, train)
     quantized = cfg.quantization.bits is not None
     if train and quantized and not cfg.lora.enabled:
         raise UserError("model.quantization needs model.lora.enabled=true to train (quantised weights are frozen)")
@@ -200,6 +227,8 @@ def _load_model(cfg: ModelConfig, train: bool) -> Loaded:
             model = _from_pretrained(source, config, cfg)
             tok = _load_tokenizer(source)
             image_processor = _load_image_processor(source, config)
+    # Recorded by save_pretrained and by LoRA adapters: a name this function can load again.
+    model.config._name_or_path = model.name_or_path = cfg.name
     new_ids = add_special_tokens(model, tok, cfg.special_tokens) if cfg.special_tokens else ()
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id

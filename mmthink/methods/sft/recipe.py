@@ -95,7 +95,7 @@ def train(cfg: SFTRecipe, command: Sequence[str] = ()) -> dict:
 
 def evaluate(cfg: SFTRecipe, checkpoint: str, data: str, out: Optional[str] = None) -> dict:
     """Score ``checkpoint`` on the rows of ``data``; writes ``eval.json`` next to the checkpoint (or to ``out``)."""
-    cfg.model.name = checkpoint
+    cfg.model.name = checkpoint  # a model folder, a LoRA adapter folder, a preset or a hub id
     cfg.model.lora.enabled = False
     cfg.model.check()
     rows = load_rows(data, validate_chat_row)

@@ -138,3 +138,18 @@ def test_smollm2_recipe_runs_a_few_steps(tmp_path, cli, capsys):
     assert rows[0]["loss"] < 6.0  # a pretrained model, not a random one (ln(49152) = 10.8)
     with capsys.disabled():
         print(f"\n[smollm2 sft] 3 steps of batch 16 in {time.monotonic() - t0:.1f}s including load and eval")
+
+
+def test_qlora_run_saves_an_adapter_that_eval_loads(tmp_path, cli):
+    out = tmp_path / "qlora"
+    res = cli("train", "sft", "--recipe", TINY, "model.quantization.bits=4", "model.lora.enabled=true",
+              "model.special_tokens=[<|reflect|>]", "runner.max_steps=3", "runner.save_every=0",
+              "data.eval_file=null", "logging.progress=none", f"output_dir={out}")
+    assert res.exit_code == 0, res.stderr
+    assert not (out / "model").exists()  # 4-bit weights are not merged into a full-precision copy
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "tiny-llama"
+    res = cli("eval", "sft", "--checkpoint", out / "adapter", "--data", "data/toy/arith_eval.jsonl",
+              "--out", tmp_path, "eval.limit=4", "model.quantization.bits=4")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads((tmp_path / "eval.json").read_text())["n"] == 4
