@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 recipes_app = typer.Typer(help="List, show and copy the shipped recipes.", no_args_is_help=True)
 app.add_typer(recipes_app, name="recipes")
+data_app = typer.Typer(help="Generate task data procedurally.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 OVERRIDES = typer.Argument(None, help="Recipe overrides, e.g. optim.lr=1e-5 runner.max_steps=10", show_default=False)
 
@@ -183,6 +185,39 @@ def recipes_cp(name: str = typer.Argument(...), dest: str = typer.Argument(..., 
         raise UserError(f"{target} exists; not overwriting it")
     shutil.copyfile(src, target)
     typer.echo(f"copied {src.name} to {target}")
+
+
+def _counts(text: str, name: str) -> dict:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UserError(f"{name} must be four integers for N = 3,4,5,6, e.g. 100,200,300,400; got {text!r}") from None
+    if len(values) != 4 or min(values) < 0:
+        raise UserError(f"{name} must be four integers >= 0 for N = 3,4,5,6; got {text!r}")
+    return {n: v for n, v in zip((3, 4, 5, 6), values) if v}
+
+
+@data_app.command("vsp")
+@user_errors
+def data_vsp(
+    out: str = typer.Option("data/vsp", "--out", help="Folder for train.jsonl, test.jsonl and images/"),
+    task: str = typer.Option("planning", "--task", help="planning or reasoning"),
+    seed: int = typer.Option(0, "--seed"),
+    train_counts: str = typer.Option("100,200,300,400", "--train-counts", help="maps per grid size N=3..6"),
+    test_counts: str = typer.Option("100,100,100,100", "--test-counts", help="maps per grid size N=3..6"),
+    cell_px: int = typer.Option(28, "--cell-px", help="pixels per cell (28 = one merged Qwen2.5-VL token)"),
+):
+    """Generate VSP (FrozenLake) rows in the official Mirage format, with map and helper images."""
+    from mmthink.tasks import vsp
+
+    if task not in vsp.TASKS:
+        raise UserError(f"--task must be one of {', '.join(vsp.TASKS)}; got {task!r}")
+    if cell_px < 1:
+        raise UserError(f"--cell-px must be >= 1; got {cell_px}")
+    paths = vsp.generate_split(Path(out), task, seed, _counts(train_counts, "--train-counts"),
+                               _counts(test_counts, "--test-counts"), cell_px)
+    for path in paths:
+        typer.echo(f"wrote {path}")
 
 
 @app.command()

@@ -26,7 +26,11 @@ METHODS: dict[str, Optional[Method]] = {
         train="mmthink.methods.sft.recipe:train",
         eval="mmthink.methods.sft.recipe:evaluate",
     ),
-    "mirage": None,
+    "mirage": Method(
+        schema="mmthink.methods.mirage.config:MirageRecipe",
+        train="mmthink.methods.mirage.recipe:train",
+        eval="mmthink.methods.mirage.recipe:evaluate",
+    ),
     "satori": None,
     "evoscale": None,
     "tango": None,

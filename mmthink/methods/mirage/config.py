@@ -1,0 +1,81 @@
+"""The recipe schema of ``mmthink train mirage`` (Machine Mental Imagery, arXiv 2506.17218)."""
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from mmthink.config import choice
+from mmthink.errors import UserError
+from mmthink.models.config import ModelConfig
+from mmthink.ops.latent import LATENT_MODES
+from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig
+
+LATENT_TOKENS = ["<|latent_start|>", "<|latent_pad|>", "<|latent_end|>"]
+
+
+@dataclass
+class MirageData:
+    train_file: str = ""  # VSP-format JSONL (text_input with <image>, image_input, image_output, text_output, map_desc)
+    eval_file: Optional[str] = None  # evaluated after each stage (accuracy per grid size)
+    max_length: int = 1024  # tokens per training sequence; longer rows are refused
+    limit: Optional[int] = None  # use only the first N training rows
+
+
+@dataclass
+class LatentConfig:
+    k: int = 4  # latent tokens per helper image (paper: 4); 0 trains the text-only baseline
+    gamma: float = 0.1  # stage-1 weight of the text cross-entropy: gamma * CE + (1 - cos)
+    max_len: int = 8  # at inference, latent steps before <|latent_end|> is forced (official: 8)
+    mode: str = "model"  # inference ablation: model | zeros | noise | target (ground-truth pooled embeddings)
+
+
+@dataclass
+class StageConfig:
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+
+@dataclass
+class MirageEval:
+    max_new_tokens: int = 64
+    batch_size: int = 16
+    limit: Optional[int] = None  # rows scored; null: all
+    do_sample: bool = False
+    temperature: float = 1.0
+
+
+@dataclass
+class MirageRecipe:
+    method: str = "mirage"
+    output_dir: str = "runs/mirage"
+    seed: int = 0
+    stages: List[int] = field(default_factory=lambda: [1, 2])  # 1: latent distillation, 2: text-only recurrence
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="Qwen/Qwen2.5-VL-7B-Instruct"))
+    data: MirageData = field(default_factory=MirageData)
+    latent: LatentConfig = field(default_factory=LatentConfig)
+    stage1: StageConfig = field(default_factory=StageConfig)
+    stage2: StageConfig = field(default_factory=StageConfig)
+    eval: MirageEval = field(default_factory=MirageEval)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def check(self, world_size: int = 1) -> None:
+        if self.method != "mirage":
+            raise UserError(f"this recipe is for method '{self.method}', not 'mirage'")
+        if not self.data.train_file:
+            raise UserError("recipe key 'data.train_file' is required")
+        if not self.stages or any(s not in (1, 2) for s in self.stages) or list(self.stages) != sorted(set(self.stages)):
+            raise UserError(f"recipe key 'stages' must be [1], [2] or [1, 2] (stage 3 is GRPO, not built yet); got {list(self.stages)}")
+        if self.latent.k < 0:
+            raise UserError(f"recipe key 'latent.k' must be >= 0; got {self.latent.k}")
+        choice("latent.mode", self.latent.mode, LATENT_MODES)
+        if 2 in self.stages and self.model.gradient_checkpointing:
+            # The official reproduction fell from 0.76 to 0.46 with it (their issue #7).
+            raise UserError("model.gradient_checkpointing must be false in stage 2: the latent recurrence "
+                            "needs gradients through the cached hidden states")
+        if self.model.quantization.bits is not None:
+            raise UserError("Mirage trains the full LLM (no LoRA in the paper); model.quantization is not supported")
+        self.model.check()
+        self.logging.check()
+        for stage in self.stages:
+            sc = self.stage1 if stage == 1 else self.stage2
+            sc.optim.check()
+            sc.runner.check(world_size)

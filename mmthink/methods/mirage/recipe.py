@@ -1,0 +1,103 @@
+"""``mmthink train mirage`` and ``mmthink eval mirage``.
+
+Flow: check the recipe → read and validate the VSP rows → load the VLM, add the three latent tokens
+(ids looked up from the tokenizer), freeze the vision tower → cache image features and pooled
+helper-image targets → stage 1 (latent distillation) → stage 2 (text-only, latent recurrence) →
+save ``model/`` and evaluate. Each stage is a ``runner.fit`` run in ``output_dir/stageN``; a stage
+whose ``model/`` exists is not run again (its weights are loaded) unless ``runner.resume=never``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Optional, Sequence
+
+from mmthink.config import to_yaml
+from mmthink.data.rows import load_rows
+from mmthink.errors import UserError
+from mmthink.methods.mirage import stages
+from mmthink.methods.mirage.config import LATENT_TOKENS, MirageRecipe
+from mmthink.methods.mirage.data import collate, encode_rows
+from mmthink.methods.mirage.evaluate import evaluate_vsp, flat_metrics
+from mmthink.models.loading import load_model
+from mmthink.ops.latent import LatentTokens
+from mmthink.runner import world_size
+from mmthink.runner.checkpoint import save_final
+from mmthink.runner.loop import Task, fit, make_accelerator
+from mmthink.runner.tracking import write_text_atomic
+from mmthink.tasks.vsp import validate_vsp_row
+
+
+def _load_vlm(cfg: MirageRecipe, train: bool):
+    cfg.model.special_tokens = list(dict.fromkeys(list(cfg.model.special_tokens) + LATENT_TOKENS))
+    loaded = load_model(cfg.model, train=train)
+    if loaded.image_processor is None or not hasattr(loaded.model.model, "get_rope_index"):
+        raise UserError(f"model '{cfg.model.name}' is not a Qwen-VL-class image-text model; Mirage needs one")
+    loaded.model.model.visual.requires_grad_(False)  # the vision tower stays frozen in every stage
+    return loaded
+
+
+def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
+    world = world_size()
+    cfg.check(world)
+    if len({cfg.stage1.runner.mixed_precision, cfg.stage2.runner.mixed_precision}) > 1 and len(cfg.stages) > 1:
+        raise UserError("stage1.runner.mixed_precision and stage2.runner.mixed_precision must be equal")
+    train_file = Path(cfg.data.train_file)
+    rows = list(load_rows(train_file, validate_vsp_row, cfg.data.limit))
+    eval_rows = list(load_rows(cfg.data.eval_file, validate_vsp_row)) if cfg.data.eval_file else None
+    first = cfg.stage1 if cfg.stages[0] == 1 else cfg.stage2
+    accelerator = make_accelerator(first.runner)
+    loaded = _load_vlm(cfg, train=True)
+    model, tok, proc = loaded.model, loaded.tokenizer, loaded.image_processor
+    latent = LatentTokens.from_tokenizer(tok)
+    k = cfg.latent.k
+    examples = encode_rows(rows, train_file.parent, model, tok, proc, k, (latent.start, latent.pad, latent.end),
+                           cfg.data.max_length)
+    image_id = model.config.image_token_id
+    out_dir = Path(cfg.output_dir)
+
+    def evaluate(m, acc):
+        unwrapped = acc.unwrap_model(m)
+        report = evaluate_vsp(unwrapped, tok, proc, eval_rows, Path(cfg.data.eval_file).parent, latent, k, cfg)
+        return flat_metrics(report)
+
+    metrics: dict = {}
+    for stage in cfg.stages:
+        sc = cfg.stage1 if stage == 1 else cfg.stage2
+        stage_dir = out_dir / f"stage{stage}"
+        if sc.runner.resume != "never" and (stage_dir / "model" / "config.json").is_file():
+            from accelerate.utils import load_checkpoint_in_model
+
+            load_checkpoint_in_model(model, str(stage_dir / "model"), strict=False)
+            model.tie_weights()
+            accelerator.print(f"stage {stage} already done: loaded {stage_dir / 'model'}")
+            continue
+        loss = partial(stages.stage1, k=k, gamma=cfg.latent.gamma, image_token_id=image_id) if stage == 1 else \
+            partial(stages.stage2, k=k, image_token_id=image_id)
+        task = Task(examples, partial(collate, pad_id=tok.pad_token_id, k=k, latent_pad_id=latent.pad), loss,
+                    evaluate if eval_rows is not None else None, name=f"mirage-stage{stage}")
+        metrics = fit(model, (tok, proc), task, sc.optim, sc.runner, cfg.logging, stage_dir, cfg.seed, accelerator,
+                      config_yaml=to_yaml(cfg), command=command)
+        save_final(accelerator, model, (tok, proc), stage_dir)
+        model = accelerator.unwrap_model(model)
+        accelerator.free_memory()
+    save_final(accelerator, model, (tok, proc), out_dir)
+    return metrics
+
+
+def evaluate(cfg: MirageRecipe, checkpoint: str, data: str, out: Optional[str] = None) -> dict:
+    """Score ``checkpoint`` on VSP rows; writes ``eval.json`` (per grid size) next to it or to ``out``."""
+    cfg.model.name = checkpoint
+    rows = list(load_rows(data, validate_vsp_row))
+    loaded = _load_vlm(cfg, train=False)
+    loaded.model.eval()
+    latent = LatentTokens.from_tokenizer(loaded.tokenizer)
+    report = evaluate_vsp(loaded.model, loaded.tokenizer, loaded.image_processor, rows, Path(data).parent, latent,
+                          cfg.latent.k, cfg)
+    out_dir = Path(out) if out else (Path(checkpoint) if Path(checkpoint).is_dir() else Path(cfg.output_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    full = {"data": str(data), "checkpoint": checkpoint, "latent_mode": cfg.latent.mode, **report}
+    write_text_atomic(out_dir / "eval.json", json.dumps(full, indent=2, default=str))
+    return flat_metrics(report)
