@@ -6,6 +6,7 @@ import sys
 import pytest
 
 TINY = "recipes/tiny/sft.yaml"
+MIRAGE = "recipes/tiny/mirage.yaml"
 
 
 def _write(path, text):
@@ -41,7 +42,17 @@ def _files(tmp_path):
         "no_config_dir": lambda: (tmp_path / "notamodel").mkdir() or tmp_path / "notamodel",
         "existing": lambda: _write(tmp_path / "sft.yaml", "x: 1\n"),
         "not_ckpt": lambda: (tmp_path / "notckpt").mkdir() or tmp_path / "notckpt",
+        "vsp_train": lambda: _vsp(tmp_path),
+        "vsp_bad": lambda: _write(tmp_path / "bad_vsp.jsonl", '{"text_input": "<image> go", "image_input": "a.png", '
+                                  '"map_id": 1, "map_desc": [[1, 0], [0, 0]]}\n'),
     }
+
+
+def _vsp(tmp_path):
+    from mmthink.tasks import vsp
+
+    train, _ = vsp.generate_split(tmp_path / "vsp", "planning", 0, {3: 2}, {3: 1})
+    return train
 
 
 def _abs(rel):
@@ -54,7 +65,7 @@ def _abs(rel):
 # "{out}" to the run folder that must stay absent.
 CASES = [
     ("unknown-method", ["train", "foo", "--recipe", TINY], "unknown method 'foo'"),
-    ("train-not-built", ["train", "mirage", "--recipe", TINY], "'train mirage' is not implemented yet"),
+    ("train-not-built", ["train", "satori", "--recipe", TINY], "'train satori' is not implemented yet"),
     ("eval-not-built", ["eval", "satori", "--checkpoint", "x", "--data", "y"], "not implemented yet"),
     ("serve-not-built", ["serve"], "'serve'"),
     ("calibrate-not-built", ["calibrate", "--recipe", "x"], "not implemented yet"),
@@ -100,6 +111,16 @@ CASES = [
     ("targets-truncated", ["train", "sft", "--recipe", TINY, "data.max_length=4"], "no training example keeps a target"),
     ("eval-missing-checkpoint", ["eval", "sft", "--checkpoint", "./runs/none/model", "--data", "data/toy/arith_eval.jsonl"],
      "model path not found"),
+    ("mirage-grad-ckpt-stage2", ["train", "mirage", "--recipe", MIRAGE, "model.gradient_checkpointing=true"],
+     "gradient_checkpointing must be false in stage 2"),
+    ("mirage-stage3", ["train", "mirage", "--recipe", MIRAGE, "stages=[1,3]"], "recipe key 'stages' must be"),
+    ("mirage-latent-mode", ["train", "mirage", "--recipe", MIRAGE, "latent.mode=random"], "'latent.mode' must be one of"),
+    ("mirage-text-model", ["train", "mirage", "--recipe", MIRAGE, "model.name=tiny-llama", "data.train_file={vsp_train}",
+                           "data.eval_file=null"],
+     "not a Qwen-VL-class image-text model"),
+    ("mirage-bad-row", ["train", "mirage", "--recipe", MIRAGE, "data.train_file={vsp_bad}"], "field 'map_desc'"),
+    ("vsp-bad-counts", ["data", "vsp", "--out", "{not_ckpt}", "--train-counts", "1,2"], "--train-counts must be four"),
+    ("vsp-bad-task", ["data", "vsp", "--out", "{not_ckpt}", "--task", "maze"], "--task must be one of"),
     ("recipes-show-unknown", ["recipes", "show", "nope"], "recipe file not found: nope"),
     ("recipes-cp-exists", ["recipes", "cp", "sft", "{existing}"], "exists; not overwriting"),
 ]
@@ -115,7 +136,7 @@ def test_user_error(cli, tmp_path, case_id, argv, expected):
             if "{" + name + "}" in a:
                 a = a.replace("{" + name + "}", str(make()))
         args.append(a)
-    if args[0] == "train" and args[1] == "sft":
+    if args[0] == "train" and args[1] in ("sft", "mirage"):
         args.append(f"output_dir={out}")
     res = cli(*args)
     assert res.exit_code == 2, (res.exit_code, res.stdout, res.stderr, res.exception)
