@@ -8,6 +8,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from pathlib import Path  # noqa: E402
 
+import transformers  # noqa: E402
+
+# transformers' own handler binds the stderr of whichever CliRunner call logs first and later writes
+# to it after it is closed; route its records through the root logger (which pytest captures).
+transformers.utils.logging.disable_default_handler()
+transformers.utils.logging.enable_propagation()
+
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

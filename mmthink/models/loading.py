@@ -61,6 +61,19 @@ def _load_config(source, trust_remote_code: bool):
         ) from None
 
 
+def is_image_text(name: str) -> bool:
+    """Whether ``name`` (preset, folder, adapter folder or hub id) is an image-text model, read from its
+    config alone (no weights loaded)."""
+    import json
+
+    if name in TINY_PRESETS or name == SMOLLM2:
+        return name.endswith("-vl")
+    adapter = _adapter_folder(name)
+    if adapter is not None:
+        return is_image_text(json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"])
+    return is_vision_config(_load_config(resolve_path(name), False))
+
+
 def is_vision_config(config) -> bool:
     return getattr(config, "vision_config", None) is not None
 

@@ -21,7 +21,7 @@ from mmthink.methods.mirage import stages
 from mmthink.methods.mirage.config import LATENT_TOKENS, MirageRecipe
 from mmthink.methods.mirage.data import collate, encode_rows
 from mmthink.methods.mirage.evaluate import evaluate_vsp, flat_metrics
-from mmthink.models.loading import load_model
+from mmthink.models.loading import is_image_text, load_model
 from mmthink.ops.latent import LatentTokens
 from mmthink.runner import world_size
 from mmthink.runner.checkpoint import save_final
@@ -31,6 +31,8 @@ from mmthink.tasks.vsp import validate_vsp_row
 
 
 def _load_vlm(cfg: MirageRecipe, train: bool):
+    if not is_image_text(cfg.model.name):
+        raise UserError(f"model '{cfg.model.name}' is not a Qwen-VL-class image-text model; Mirage needs one")
     cfg.model.special_tokens = list(dict.fromkeys(list(cfg.model.special_tokens) + LATENT_TOKENS))
     loaded = load_model(cfg.model, train=train)
     if loaded.image_processor is None or not hasattr(loaded.model.model, "get_rope_index"):
