@@ -148,5 +148,5 @@ def collate(batch: list, pad_id: int, k: int, latent_pad_id: int) -> dict:
            "image_counts": torch.tensor([e.image_feats.shape[0] for e in batch]), "n": torch.tensor([e.n for e in batch])}
     if k > 0:
         out["targets"] = torch.stack([e.targets for e in batch])
-        out["latent_start_col"] = torch.full((b,), lp, dtype=torch.long)
+        out["latent_start_col"] = torch.full((b,), lp - 1, dtype=torch.long)  # prefixes end with it
     return out
