@@ -113,6 +113,7 @@ def latent_generate(
     eos_token_ids,
     pad_token_id: int,
     max_latent: int = 8,
+    min_latent: int = 0,
     do_sample: bool = False,
     temperature: float = 1.0,
     top_p: float = 1.0,
@@ -126,7 +127,8 @@ def latent_generate(
 
     ``vision_inputs`` (pixel_values, image_grid_thw, mm_token_type_ids) go to the prefill only.
     ``latent_targets`` (B, K, H) feed the ground-truth pooled image embeddings in ``target`` mode.
-    A prompt that ends with ``<|latent_start|>`` starts in latent mode.
+    A prompt that ends with ``<|latent_start|>`` starts in latent mode. A prediction of
+    ``<|latent_end|>`` is honoured once ``min_latent`` vectors of the block were fed.
     """
     import torch
     from transformers import DynamicCache
@@ -157,7 +159,7 @@ def latent_generate(
         logits = head(hidden)
         chosen = sample_next(logits, do_sample, temperature, top_p, generator)
         # In latent mode the model only decides whether to close the block.
-        wants_end = (logits.argmax(-1) == latent.end) | (in_block >= max_latent)
+        wants_end = ((logits.argmax(-1) == latent.end) & (in_block >= min_latent)) | (in_block >= max_latent)
         close = in_latent & wants_end
         stay = in_latent & ~wants_end
         token = torch.where(stay, torch.full_like(chosen, latent.pad), chosen)

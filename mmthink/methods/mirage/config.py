@@ -25,6 +25,10 @@ class LatentConfig:
     k: int = 4  # latent tokens per helper image (paper: 4); 0 trains the text-only baseline
     gamma: float = 0.1  # stage-1 weight of the text cross-entropy: gamma * CE + (1 - cos)
     max_len: int = 8  # at inference, latent steps before <|latent_end|> is forced (official: 8)
+    # Latent steps before a predicted <|latent_end|> is honoured; null = k. Training masks the labels of
+    # the slots, so only slot k is ever taught to predict <|latent_end|>: small models predict it at
+    # once; 0 follows the official rule (stop on the model's own prediction).
+    min_len: Optional[int] = None
     mode: str = "model"  # inference ablation: model | zeros | noise | target (ground-truth pooled embeddings)
 
 
@@ -67,6 +71,8 @@ class MirageRecipe:
         if self.latent.k < 0:
             raise UserError(f"recipe key 'latent.k' must be >= 0; got {self.latent.k}")
         choice("latent.mode", self.latent.mode, LATENT_MODES)
+        if self.latent.max_len < (self.latent.k if self.latent.min_len is None else self.latent.min_len):
+            raise UserError("recipe key 'latent.max_len' must be >= latent.min_len (null min_len means latent.k)")
         if 2 in self.stages and self.model.gradient_checkpointing:
             # The official reproduction fell from 0.76 to 0.46 with it (their issue #7).
             raise UserError("model.gradient_checkpointing must be false in stage 2: the latent recurrence "

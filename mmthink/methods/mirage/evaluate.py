@@ -12,7 +12,7 @@ from mmthink.tasks import vsp
 
 def generate_answers(model, tokenizer, image_processor, rows, data_dir: Path, latent: LatentTokens, k: int,
                      max_new_tokens: int, batch_size: int, max_latent: int, mode: str = "model",
-                     do_sample: bool = False, temperature: float = 1.0):
+                     do_sample: bool = False, temperature: float = 1.0, min_latent: int = 0):
     """Decoded answers (special tokens dropped) and latent steps used, one per row."""
     import torch
 
@@ -35,7 +35,7 @@ def generate_answers(model, tokenizer, image_processor, rows, data_dir: Path, la
                 out = latent_generate(
                     model, enc["input_ids"], enc["attention_mask"], latent, max_new_tokens,
                     [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id], tokenizer.pad_token_id,
-                    max_latent=max_latent, do_sample=do_sample, temperature=temperature, latent_mode=mode,
+                    max_latent=max_latent, min_latent=min_latent, do_sample=do_sample, temperature=temperature, latent_mode=mode,
                     latent_targets=targets, pixel_values=pix["pixel_values"].to(model.device),
                     image_grid_thw=pix["image_grid_thw"].to(model.device),
                     mm_token_type_ids=(enc["input_ids"] == model.config.image_token_id).int(),
@@ -52,7 +52,8 @@ def evaluate_vsp(model, tokenizer, image_processor, rows, data_dir: Path, latent
     rows = list(rows)[: cfg.eval.limit] if cfg.eval.limit else list(rows)
     answers, steps = generate_answers(model, tokenizer, image_processor, rows, data_dir, latent, k,
                                       cfg.eval.max_new_tokens, cfg.eval.batch_size, cfg.latent.max_len,
-                                      cfg.latent.mode, cfg.eval.do_sample, cfg.eval.temperature)
+                                      cfg.latent.mode, cfg.eval.do_sample, cfg.eval.temperature,
+                                      k if cfg.latent.min_len is None else cfg.latent.min_len)
     report = vsp.evaluate(rows, answers)
     report["latent_steps_mean"] = sum(steps) / max(len(steps), 1)
     report["samples"] = [{"map_id": r.get("map_id"), "answer": a} for r, a in zip(rows[:5], answers[:5])]
