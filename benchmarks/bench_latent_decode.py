@@ -101,7 +101,7 @@ def main() -> None:
         f"HF generate, batch {args.batch}": best_of(lambda: hf(everything), args.repeats),
         f"latent one row at a time, {args.batch} rows": best_of(lambda: one_row_loop(everything), args.repeats),
     }
-    tokens = {k: args.new_tokens * (1 if "batch 1" in k else args.batch) for k in t}
+    tokens = {k: args.new_tokens * (1 if k.endswith("batch 1") else args.batch) for k in t}
     rate = {k: tokens[k] / t[k] for k in t}
     print(f"tiny-qwen2.5-vl, {args.new_tokens} new tokens per row ({args.latent} latent), best of {args.repeats}, "
           f"torch threads {torch.get_num_threads()}")
