@@ -12,11 +12,17 @@ from mmthink.ops.lm import token_nll_sum
 from mmthink.runner.loop import LossOutput
 
 
+def _inner(model):
+    # DDP/FSDP wrappers hide the model's helpers; the embedding lookup may bypass the wrapper because
+    # the wrapped forward below still runs, so gradient sync sees the whole graph.
+    return getattr(model, "module", model)
+
+
 def embed_inputs(model, batch, image_token_id: int):
     """Token embeddings with each row's cached image features written over its <|image_pad|> tokens."""
     import torch
 
-    emb = model.get_input_embeddings()(batch["input_ids"])
+    emb = _inner(model).get_input_embeddings()(batch["input_ids"])
     feats = batch["image_feats"]
     valid = torch.arange(feats.shape[1], device=feats.device)[None] < batch["image_counts"][:, None]
     image_mask = (batch["input_ids"] == image_token_id)[..., None]
@@ -68,7 +74,7 @@ def stage2(model, batch, k: int, image_token_id: int) -> LossOutput:
         ce_sum, n = token_nll_sum(logits, batch["labels"])
         return LossOutput(ce_sum, n, {"ce": ce_sum.detach()})
     c = int(batch["latent_start_col"][0])
-    cache = DynamicCache(config=model.config if not hasattr(model, "module") else model.module.config)
+    cache = DynamicCache(config=_inner(model).config)
     h, lg = _forward(model, emb[:, : c + 1], batch, slice(0, c + 1), cache)
     logits = [lg]
     for j in range(k):
