@@ -137,3 +137,30 @@ def test_sample_next_top_p_keeps_the_nucleus_only():
     draws = {sample_next(logits, True, 1.0, 0.7, g).item() for _ in range(200)}
     assert draws == {0, 1}  # 0.5 < 0.7 needs the second token; the third is never reached
     assert sample_next(logits, False, 1.0, 1.0).item() == 0
+
+
+def test_min_latent_holds_the_block_open_until_reached(text_lm):
+    model, tok, lt = text_lm
+
+    class AlwaysEnd(torch.nn.Module):
+        """Wraps the model so that every position predicts <|latent_end|>."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.model, self.config = inner, inner.model, inner.config
+
+        def get_input_embeddings(self):
+            return self.inner.get_input_embeddings()
+
+        def get_output_embeddings(self):
+            head = torch.nn.Linear(self.config.hidden_size, self.config.vocab_size, bias=True)
+            head.weight.data.zero_()
+            head.bias.data.fill_(-1.0)
+            head.bias.data[lt.end] = 1.0
+            return head
+
+    enc = tok(["a<|latent_start|>"], return_tensors="pt", add_special_tokens=False)
+    wrapped = AlwaysEnd(model)
+    assert _decode(wrapped, tok, lt, enc, min_latent=0).latent_steps.item() == 0  # the official rule
+    held = _decode(wrapped, tok, lt, enc, min_latent=2)
+    assert held.latent_steps.item() == 2 and held.sequences[0, :3].tolist() == [lt.pad, lt.pad, lt.end]
