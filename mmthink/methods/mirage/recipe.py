@@ -55,6 +55,8 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
     model, tok, proc = loaded.model, loaded.tokenizer, loaded.image_processor
     latent = LatentTokens.from_tokenizer(tok)
     k = cfg.latent.k
+    if cfg.model.device_map is None:
+        model.to(accelerator.device)  # encode images on the accelerator; prepare() would move it anyway
     examples = encode_rows(rows, train_file.parent, model, tok, proc, k, (latent.start, latent.pad, latent.end),
                            cfg.data.max_length)
     image_id = model.config.image_token_id
