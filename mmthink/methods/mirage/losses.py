@@ -12,11 +12,11 @@ def pooled_latent_targets(image_tokens, k: int):
     return image_tokens[:n].reshape(k, n // k, -1).mean(dim=1)
 
 
-def latent_cosine_loss(hidden_before, targets):
-    """1 - mean_p cos(h_{p-1}, e_p) over all latent slots p of the batch; hidden_before, targets: (N, H)."""
+def latent_cosine_per_example(hidden_before, targets):
+    """1 - mean_p cos(h_{p-1}, e_p) for each example; hidden_before, targets: (B, K, H) -> (B,)."""
     import torch.nn.functional as F
 
-    return 1.0 - F.cosine_similarity(hidden_before.float(), targets.float(), dim=-1).mean()
+    return 1.0 - F.cosine_similarity(hidden_before.float(), targets.float(), dim=-1).mean(dim=-1)
 
 
 def stage1_loss(ce, cos_loss, gamma: float):

@@ -7,7 +7,7 @@ last-layer state h.
 
 from __future__ import annotations
 
-from mmthink.methods.mirage.losses import latent_cosine_loss, stage1_loss
+from mmthink.methods.mirage.losses import latent_cosine_per_example, stage1_loss
 from mmthink.ops.lm import token_nll_sum
 from mmthink.runner.loop import LossOutput
 
@@ -56,11 +56,14 @@ def stage1(model, batch, k: int, gamma: float, image_token_id: int) -> LossOutpu
     if k == 0:
         return LossOutput(ce_sum, n, {"ce": ce_sum.detach()})
     # h_{p-1} for slot p: the state at <|latent_start|> predicts slot 1, slot j predicts slot j+1.
-    cos = latent_cosine_loss(hidden[:, c : c + k].reshape(-1, hidden.shape[-1]), targets.reshape(-1, targets.shape[-1]))
-    # The runner divides by the step's target tokens; weighting the batch-mean cosine term by this
-    # micro-batch's tokens keeps it a (token-weighted) mean over the step.
-    loss_sum = stage1_loss(ce_sum, cos * n, gamma)
-    return LossOutput(loss_sum, n, {"ce": ce_sum.detach(), "cos_loss": (cos * n).detach()})
+    cos = latent_cosine_per_example(hidden[:, c : c + k], targets)
+    # The runner divides by the step's target tokens: weighting each example's cosine term by its own
+    # target tokens makes the step loss a sum over examples, so it does not depend on how the step is
+    # cut into micro-batches or processes (gamma * token-mean CE + token-weighted mean of the cos terms).
+    tokens = (batch["labels"][:, 1:] != -100).sum(dim=1).to(cos.dtype)
+    cos_sum = (cos * tokens).sum()
+    loss_sum = stage1_loss(ce_sum, cos_sum, gamma)
+    return LossOutput(loss_sum, n, {"ce": ce_sum.detach(), "cos_loss": cos_sum.detach()})
 
 
 def stage2(model, batch, k: int, image_token_id: int) -> LossOutput:

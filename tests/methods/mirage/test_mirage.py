@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmthink.data.chat import IGNORE
-from mmthink.methods.mirage.losses import latent_cosine_loss, pooled_latent_targets, stage1_loss
+from mmthink.methods.mirage.losses import latent_cosine_per_example, pooled_latent_targets, stage1_loss
 
 
 def test_pooled_targets_trim_then_mean_pool_contiguous_chunks():
@@ -18,10 +18,12 @@ def test_pooled_targets_trim_then_mean_pool_contiguous_chunks():
 
 
 def test_cosine_loss_golden():
-    a = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
-    assert latent_cosine_loss(a, a).item() == pytest.approx(0.0, abs=1e-6)
-    assert latent_cosine_loss(a, torch.tensor([[0.0, 1.0], [3.0, 0.0]])).item() == pytest.approx(1.0)
-    assert latent_cosine_loss(a, -a).item() == pytest.approx(2.0)
+    a = torch.tensor([[[1.0, 0.0], [0.0, 2.0]], [[1.0, 1.0], [3.0, 0.0]]])  # 2 examples, K = 2
+    e = torch.tensor([[[2.0, 0.0], [0.0, -1.0]], [[1.0, 0.0], [0.0, 5.0]]])
+    # example 0: cos 1 and -1 -> 1 - 0 = 1; example 1: cos 1/sqrt(2) and 0 -> 1 - 0.5/sqrt(2)
+    out = latent_cosine_per_example(a, e)
+    assert out.tolist() == pytest.approx([1.0, 1.0 - 0.5 / 2**0.5])
+    assert latent_cosine_per_example(a, a).tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
     assert stage1_loss(torch.tensor(2.0), torch.tensor(0.5), 0.1).item() == pytest.approx(0.7)
 
 
