@@ -12,8 +12,7 @@ from typing import Optional
 
 from mmthink.data.rows import BadRow, need
 from mmthink.errors import UserError
-
-IGNORE = -100
+from mmthink.ops.lm import IGNORE
 ROLES = ("system", "user", "assistant", "tool")
 
 

@@ -26,7 +26,8 @@ def need(row: dict, field: str, kind: type | tuple, nonempty: bool = False) -> A
     if field not in row or row[field] is None:
         raise BadRow(field, "missing")
     value = row[field]
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool) and bool not in _as_tuple(kind)):
+    # bool is a subclass of int: True must not pass for a number.
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
         names = "/".join(t.__name__ for t in _as_tuple(kind))
         raise BadRow(field, f"expected {names}, got {type(value).__name__}")
     if nonempty and len(value) == 0:

@@ -47,8 +47,6 @@ def prefill_positions(model, input_ids, attention_mask, image_grid_thw=None, mm_
     Text LMs: p_t = (number of real tokens before t). Qwen-VL with images: the model's own 3-D M-RoPE
     ids (image tokens share compressed positions), shape (3, B, L); the next position is max + 1.
     """
-    import torch
-
     base = model.model
     if image_grid_thw is not None and hasattr(base, "get_rope_index"):
         pos, _ = base.get_rope_index(input_ids, mm_token_type_ids=mm_token_type_ids,

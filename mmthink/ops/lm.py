@@ -5,6 +5,11 @@ from __future__ import annotations
 IGNORE = -100
 
 
+def target_counts(labels):
+    """Targets per row: labels[:, 1:] != -100 (a row's first label is never predicted)."""
+    return (labels[:, 1:] != IGNORE).sum(dim=1)
+
+
 def token_nll_sum(logits, labels):
     """sum_t -log p(y_t | y_<t) over targets (labels != -100), with logits[:, t] predicting labels[:, t+1].
 

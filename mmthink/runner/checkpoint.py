@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from mmthink.errors import UserError
 
 STATE_FILE = "trainer_state.json"
 _PREFIX = "step-"
@@ -112,16 +111,14 @@ def load_checkpoint(accelerator, model, folder: Path) -> TrainState:
 
 
 def find_resume(resume: str, root: Path) -> Optional[Path]:
-    """The checkpoint to resume from for ``runner.resume`` = auto | never | a folder."""
+    """The checkpoint to resume from for ``runner.resume`` = auto | never | a folder (checked by
+    ``RunnerConfig.check``)."""
     if resume == "never":
         return None
     if resume == "auto":
         found = list_checkpoints(root)
         return found[-1] if found else None
-    path = Path(resume)
-    if not (path / STATE_FILE).is_file():
-        raise UserError(f"runner.resume={resume}: not a checkpoint folder (no {STATE_FILE})")
-    return path
+    return Path(resume)
 
 
 def _write_json(path: Path, obj) -> None:

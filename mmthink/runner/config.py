@@ -50,8 +50,10 @@ class RunnerConfig:
         if self.resume not in ("auto", "never"):
             from pathlib import Path
 
-            if not (Path(self.resume) / "trainer_state.json").is_file():
-                raise UserError(f"runner.resume={self.resume}: not a checkpoint folder (no trainer_state.json)")
+            from mmthink.runner.checkpoint import STATE_FILE
+
+            if not (Path(self.resume) / STATE_FILE).is_file():
+                raise UserError(f"runner.resume={self.resume}: not a checkpoint folder (no {STATE_FILE})")
         per_step = self.micro_batch_size * world_size
         if self.batch_size % per_step:
             raise UserError(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from mmthink.errors import UserError
+from mmthink.ops.lm import target_counts
 from mmthink.runner import world_size
 from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint
 from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig
@@ -264,8 +265,7 @@ def _count(batch) -> int:
     if "num_items" in batch:
         return int(batch["num_items"])
     labels = batch["labels"]
-    # Causal LMs predict token t+1 from t: the first label of each row is never a target.
-    return int((labels[:, 1:] != -100).sum()) if isinstance(labels, torch.Tensor) else len(labels)
+    return int(target_counts(labels).sum()) if isinstance(labels, torch.Tensor) else len(labels)
 
 
 def _evaluate(task: Task, model, accelerator, metrics_log, step: int) -> dict:

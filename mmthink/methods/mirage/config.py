@@ -79,6 +79,9 @@ class MirageRecipe:
                             "needs gradients through the cached hidden states")
         if self.model.quantization.bits is not None:
             raise UserError("Mirage trains the full LLM (no LoRA in the paper); model.quantization is not supported")
+        if len(self.stages) > 1 and self.stage1.runner.mixed_precision != self.stage2.runner.mixed_precision:
+            # Both stages share one Accelerator, whose precision is fixed when it is created.
+            raise UserError("stage1.runner.mixed_precision and stage2.runner.mixed_precision must be equal")
         self.model.check()
         self.logging.check()
         for stage in self.stages:

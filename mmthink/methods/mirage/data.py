@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from mmthink.data.chat import IGNORE
 from mmthink.errors import UserError
+from mmthink.ops.lm import IGNORE
 
 OUTPUT_IMAGE = "<output_image>"
 

@@ -44,8 +44,6 @@ def _load_vlm(cfg: MirageRecipe, train: bool):
 def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
     world = world_size()
     cfg.check(world)
-    if len({cfg.stage1.runner.mixed_precision, cfg.stage2.runner.mixed_precision}) > 1 and len(cfg.stages) > 1:
-        raise UserError("stage1.runner.mixed_precision and stage2.runner.mixed_precision must be equal")
     train_file = Path(cfg.data.train_file)
     rows = list(load_rows(train_file, validate_vsp_row, cfg.data.limit))
     eval_rows = list(load_rows(cfg.data.eval_file, validate_vsp_row)) if cfg.data.eval_file else None

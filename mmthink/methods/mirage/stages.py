@@ -8,7 +8,7 @@ last-layer state h.
 from __future__ import annotations
 
 from mmthink.methods.mirage.losses import latent_cosine_per_example, stage1_loss
-from mmthink.ops.lm import token_nll_sum
+from mmthink.ops.lm import target_counts, token_nll_sum
 from mmthink.runner.loop import LossOutput
 
 
@@ -60,7 +60,7 @@ def stage1(model, batch, k: int, gamma: float, image_token_id: int) -> LossOutpu
     # The runner divides by the step's target tokens: weighting each example's cosine term by its own
     # target tokens makes the step loss a sum over examples, so it does not depend on how the step is
     # cut into micro-batches or processes (gamma * token-mean CE + token-weighted mean of the cos terms).
-    tokens = (batch["labels"][:, 1:] != -100).sum(dim=1).to(cos.dtype)
+    tokens = target_counts(batch["labels"]).to(cos.dtype)
     cos_sum = (cos * tokens).sum()
     loss_sum = stage1_loss(ce_sum, cos_sum, gamma)
     return LossOutput(loss_sum, n, {"ce": ce_sum.detach(), "cos_loss": cos_sum.detach()})
