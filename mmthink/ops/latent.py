@@ -34,6 +34,10 @@ class LatentTokens:
         return cls(*ids)
 
 
+# Ids no tokenizer produces: decoding with these never enters latent mode.
+NO_LATENT = LatentTokens(-1, -1, -1)
+
+
 @dataclass
 class LatentOutput:
     sequences: "object"  # (B, T) generated ids: text tokens, latent_start / latent_pad / latent_end
@@ -106,7 +110,7 @@ def latent_generate(
     model,
     input_ids,
     attention_mask,
-    latent: LatentTokens,
+    latent: Optional[LatentTokens],
     max_new_tokens: int,
     eos_token_ids,
     pad_token_id: int,
@@ -119,6 +123,7 @@ def latent_generate(
     latent_targets=None,
     generator=None,
     return_inputs: bool = False,
+    should_stop=None,
     **vision_inputs,
 ) -> LatentOutput:
     """Decode a left-padded batch with latent tokens; see the module docstring.
@@ -127,6 +132,8 @@ def latent_generate(
     ``latent_targets`` (B, K, H) feed the ground-truth pooled image embeddings in ``target`` mode.
     A prompt that ends with ``<|latent_start|>`` starts in latent mode. A prediction of
     ``<|latent_end|>`` is honoured once ``min_latent`` vectors of the block were fed.
+    ``latent=None`` decodes plain text (any causal LM). ``should_stop(tokens)`` (tokens: (B, t) ids
+    so far) returns a (B,) bool of rows to finish after their last token (e.g. on a stop string).
     """
     import torch
     from transformers import DynamicCache
@@ -135,6 +142,7 @@ def latent_generate(
         raise ValueError(f"unknown latent mode {latent_mode!r}; expected one of {LATENT_MODES}")
     if latent_mode == "target" and latent_targets is None:
         raise ValueError("latent_mode='target' needs latent_targets")
+    latent = latent or NO_LATENT
     device, batch = input_ids.device, input_ids.shape[0]
     eos = torch.tensor(sorted(set(eos_token_ids)), device=device)
     embed = model.get_input_embeddings()
@@ -167,6 +175,8 @@ def latent_generate(
 
         n_latent = n_latent + stay.long()
         done = done | (~in_latent & torch.isin(token, eos))
+        if should_stop is not None:
+            done = done | (~in_latent & should_stop(torch.stack(tokens, dim=1)))
         opening = ~in_latent & ~done & (token == latent.start)
         in_block = torch.where(opening, 0, in_block + stay.long())
         in_latent = stay | opening

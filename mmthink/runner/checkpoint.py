@@ -14,7 +14,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 
 STATE_FILE = "trainer_state.json"
@@ -54,8 +54,13 @@ def save_pretrained_model(model, processors, folder: Path, state_dict=None) -> N
             proc.save_pretrained(str(folder))
 
 
-def save_checkpoint(accelerator, model, tokenizer, state: TrainState, root: Path, keep_last: int) -> Path:
-    """Write ``root/step-N`` atomically, then delete all but the newest ``keep_last``."""
+def save_checkpoint(accelerator, model, tokenizer, state: TrainState, root: Path, keep_last: int,
+                    extra: Optional[Callable[[Path], None]] = None) -> Path:
+    """Write ``root/step-N`` atomically, then delete all but the newest ``keep_last``.
+
+    ``extra(folder)`` writes a method's own files (a critic, replay buffers) into the folder before it
+    is renamed; only the main process calls it.
+    """
     final = root / checkpoint_name(state.step)
     tmp = root / f".tmp-{final.name}"
     if accelerator.is_main_process:
@@ -76,6 +81,8 @@ def save_checkpoint(accelerator, model, tokenizer, state: TrainState, root: Path
         handle.remove()
     if accelerator.is_main_process:
         save_pretrained_model(unwrapped, tokenizer, tmp / "model", None if is_peft(unwrapped) else full_state)
+        if extra is not None:
+            extra(tmp)
         _write_json(tmp / STATE_FILE, asdict(state))
         os.replace(tmp, final)
         for old in list_checkpoints(root)[:-keep_last]:

@@ -1,0 +1,111 @@
+"""The ``rl`` section every RL recipe shares (GRPO, PPO with a critic, REINFORCE baselines)."""
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from mmthink.config import choice
+from mmthink.errors import UserError
+from mmthink.rl.rewards import RewardSpec, check_rewards
+from mmthink.runner.config import OptimConfig
+
+ESTIMATORS = ("grpo", "reinforce", "gae")
+AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "token-sum-norm")
+
+
+@dataclass
+class RolloutConfig:
+    group_size: int = 8  # G completions per prompt (GRPO's group)
+    max_new_tokens: int = 256
+    temperature: float = 1.0  # also divides the logits of the log-prob pass, as in TRL and verl
+    top_p: float = 1.0
+    stop: List[str] = field(default_factory=list)  # a row stops after any of these strings
+    batch_size: int = 64  # sequences decoded together on one device
+
+
+@dataclass
+class AdvantageConfig:
+    estimator: str = "grpo"  # grpo (group z-score) | reinforce (baseline) | gae (PPO critic)
+    std: str = "group"  # grpo: group | batch | none (Dr. GRPO)
+    eps: float = 1e-6
+    unbiased_std: bool = False  # Bessel's correction in the std
+    baseline: str = "rloo"  # reinforce: none | mean | rloo | batch
+    gamma: float = 1.0  # gae
+    lam: float = 0.95  # gae
+    whiten: bool = True  # gae: advantages whitened over the rollout batch (per process)
+
+
+@dataclass
+class LossConfig:
+    eps_low: float = 0.2  # ratio clipped to [1 - eps_low, 1 + eps_high]
+    eps_high: float = 0.2
+    dual_clip: Optional[float] = None  # c > 1 bounds the loss of negative advantages by c * |A|
+    kl_coef: float = 0.0  # beta; 0 loads no reference model
+    kl_estimator: str = "k3"  # k1 | k2 | k3
+    entropy_coef: float = 0.0
+    aggregation: str = "token-mean"  # token-mean | seq-mean-token-mean | token-sum-norm
+    norm_length: Optional[int] = None  # token-sum-norm: the constant length (default rollout.max_new_tokens)
+    value_clip: Optional[float] = 0.2  # gae: critic value clipping around the rollout's values
+
+
+@dataclass
+class RLConfig:
+    steps: int = 100  # RL steps: one rollout batch each
+    prompts_per_step: int = 8  # prompts per step, summed over processes
+    inner_epochs: int = 1  # passes over each rollout batch (TRL's num_iterations, PPO epochs)
+    mini_batches: int = 1  # optimiser steps per pass
+    micro_batch_size: int = 8  # sequences per forward/backward and per log-prob pass on one device
+    reward_clip: Optional[float] = None  # clip the total reward to [-c, c]
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    advantage: AdvantageConfig = field(default_factory=AdvantageConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    rewards: List[RewardSpec] = field(default_factory=list)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-6, scheduler="constant"))
+    critic_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-6, scheduler="constant"))
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    eval_every: int = 0  # RL steps between evaluations; 0: only at the end
+    save_every: int = 0  # RL steps between checkpoints
+    keep_last: int = 2
+    resume: str = "auto"  # auto | never | a checkpoint folder
+    log_samples: int = 4  # completions written to samples.jsonl each step
+
+    def check(self, world_size: int = 1, registered_rewards: bool = True) -> None:
+        choice("rl.advantage.estimator", self.advantage.estimator, ESTIMATORS)
+        choice("rl.advantage.std", self.advantage.std, ["group", "batch", "none"])
+        choice("rl.advantage.baseline", self.advantage.baseline, ["none", "mean", "rloo", "batch"])
+        choice("rl.loss.aggregation", self.loss.aggregation, AGGREGATIONS)
+        choice("rl.loss.kl_estimator", self.loss.kl_estimator, ["k1", "k2", "k3"])
+        choice("rl.mixed_precision", self.mixed_precision, ["no", "fp16", "bf16"])
+        for key in ("steps", "prompts_per_step", "inner_epochs", "mini_batches", "micro_batch_size", "keep_last"):
+            if getattr(self, key) < 1:
+                raise UserError(f"recipe key 'rl.{key}' must be >= 1; got {getattr(self, key)}")
+        for key in ("group_size", "max_new_tokens", "batch_size"):
+            if getattr(self.rollout, key) < 1:
+                raise UserError(f"recipe key 'rl.rollout.{key}' must be >= 1; got {getattr(self.rollout, key)}")
+        if self.rollout.temperature <= 0 or not 0 < self.rollout.top_p <= 1:
+            raise UserError("recipe keys 'rl.rollout.temperature' must be > 0 and 'rl.rollout.top_p' in (0, 1]")
+        if self.prompts_per_step % world_size:
+            raise UserError(f"rl.prompts_per_step={self.prompts_per_step} is not a multiple of the {world_size} processes")
+        per_process = self.prompts_per_step // world_size * self.rollout.group_size
+        if per_process % self.mini_batches:
+            raise UserError(f"the {per_process} sequences of a step on one process do not split into "
+                            f"rl.mini_batches={self.mini_batches}")
+        if self.advantage.estimator == "grpo" and self.rollout.group_size < 2:
+            raise UserError("GRPO needs rl.rollout.group_size >= 2 (a group of one has no spread)")
+        if self.loss.dual_clip is not None and self.loss.dual_clip <= 1:
+            raise UserError(f"recipe key 'rl.loss.dual_clip' must be > 1; got {self.loss.dual_clip}")
+        if self.resume not in ("auto", "never"):
+            from pathlib import Path
+
+            from mmthink.runner.checkpoint import STATE_FILE
+
+            if not (Path(self.resume) / STATE_FILE).is_file():
+                raise UserError(f"rl.resume={self.resume}: not a checkpoint folder (no {STATE_FILE})")
+        self.optim.check()
+        if self.advantage.estimator == "gae":
+            self.critic_optim.check()
+        if registered_rewards:
+            check_rewards(self.rewards)
+
+    @property
+    def norm_length(self) -> int:
+        return self.loss.norm_length or self.rollout.max_new_tokens

@@ -1,0 +1,180 @@
+"""Rollouts: G sampled completions per prompt, batched through the KV cache, and their log-probs.
+
+Decoding is ``mmthink.ops.latent.latent_generate``: plain text for any causal LM (``latent=None``),
+or Mirage's latent decoding when ``latent`` token ids are given (latent steps are deterministic
+hidden states, not samples, so they are left out of the policy gradient: ``mask`` is 0 there).
+
+Layout of a rollout: prompts left-padded to P columns, completions right-padded to T columns, so
+``completion[:, t]`` sits at column P + t of the full sequence for every row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+from mmthink.ops.latent import LatentTokens, latent_generate
+
+
+@dataclass
+class Rollout:
+    prompt_ids: Any  # (N, P) left-padded
+    prompt_mask: Any  # (N, P)
+    completion_ids: Any  # (N, T) right-padded with the pad id
+    attention: Any  # (N, T) 1 on every generated position (text, latent, eos)
+    mask: Any  # (N, T) float, 1 on the sampled tokens the policy gradient counts
+    texts: list  # N decoded completions (special tokens kept, eos and padding dropped)
+    prompt_index: Any  # (N,) index of each row's prompt in the step's prompt list
+    latent_steps: Any  # (N,) latent vectors fed (0 for text models)
+    extra: Optional[dict] = None  # per-row model inputs the log-prob pass needs (e.g. image features)
+
+    @property
+    def lengths(self):
+        return self.mask.sum(-1)
+
+
+def _plain_model(model):
+    """The ``*ForCausalLM`` under DDP/FSDP and peft wrappers (LoRA layers stay active inside it)."""
+    model = getattr(model, "module", model)
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def stop_string_checker(tokenizer, stops: Sequence[str]) -> Optional[Callable]:
+    """``should_stop`` for ``latent_generate``: a row stops once its decoded tail contains a stop string.
+
+    Only the last few tokens are decoded each step (a token covers at least one character).
+    """
+    if not stops:
+        return None
+    import torch
+
+    window = max(len(s) for s in stops) + 2
+
+    def should_stop(tokens):
+        tails = tokenizer.batch_decode(tokens[:, -window:], skip_special_tokens=False)
+        return torch.tensor([any(s in t for s in stops) for t in tails], device=tokens.device)
+
+    return should_stop
+
+
+def truncate_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """Text up to and including the first stop string, and whether one was found."""
+    cut = [text.find(s) + len(s) for s in stops if s in text]
+    return (text[: min(cut)], True) if cut else (text, False)
+
+
+def generate_rollouts(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    group_size: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    stop: Sequence[str] = (),
+    batch_size: int = 64,
+    latent: Optional[LatentTokens] = None,
+    latent_kwargs: Optional[dict] = None,
+    generator=None,
+    do_sample: bool = True,
+) -> Rollout:
+    """``group_size`` completions of each prompt (chat-templated text), rows grouped by prompt.
+
+    Generation runs in chunks of ``batch_size`` sequences; a chunk stops when every row emitted an
+    eos token or a stop string, or after ``max_new_tokens``.
+    """
+    import torch
+
+    plain = _plain_model(model)
+    device = plain.device
+    eos = [i for i in _eos_ids(plain, tokenizer) if i is not None]
+    should_stop = stop_string_checker(tokenizer, stop)
+    expanded = [p for p in prompts for _ in range(group_size)]
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        enc = tokenizer(expanded, return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = side
+    prompt_ids, prompt_mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+    chunks, steps = [], []
+    was_training = plain.training
+    plain.eval()
+    try:
+        with torch.no_grad():
+            for i in range(0, len(expanded), batch_size):
+                out = latent_generate(
+                    plain, prompt_ids[i : i + batch_size], prompt_mask[i : i + batch_size], latent, max_new_tokens,
+                    eos, tokenizer.pad_token_id, do_sample=do_sample, temperature=temperature, top_p=top_p,
+                    generator=generator, should_stop=should_stop, **(latent_kwargs or {}),
+                )
+                chunks.append(out.sequences)
+                steps.append(out.latent_steps)
+    finally:
+        plain.train(was_training)
+    width = max(c.shape[1] for c in chunks)
+    pad = tokenizer.pad_token_id
+    completion = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1]), value=pad) for c in chunks])
+    attention, mask, texts = _masks_and_texts(completion, eos, pad, tokenizer, latent, stop)
+    index = torch.arange(len(prompts), device=device).repeat_interleave(group_size)
+    return Rollout(prompt_ids, prompt_mask, completion, attention, mask, texts, index, torch.cat(steps))
+
+
+def _eos_ids(model, tokenizer) -> list:
+    ids = model.generation_config.eos_token_id if model.generation_config is not None else None
+    ids = ids if isinstance(ids, list) else [ids]
+    return sorted({*ids, tokenizer.eos_token_id} - {None})
+
+
+def _masks_and_texts(completion, eos, pad, tokenizer, latent, stops):
+    """Which generated positions exist (``attention``) and which are sampled tokens (``mask``)."""
+    import torch
+
+    n, t = completion.shape
+    attention = torch.zeros(n, t, dtype=torch.long, device=completion.device)
+    texts = []
+    for r in range(n):
+        ids = completion[r].tolist()
+        end = t
+        for j, tok in enumerate(ids):
+            if tok in eos:
+                end = j + 1
+                break
+        # After a stop string the row emitted no more tokens, but padding may not follow exactly
+        # (the stop fired on the step's token): cut at the last non-pad token.
+        while end > 0 and ids[end - 1] == pad and pad not in eos:
+            end -= 1
+        attention[r, :end] = 1
+        body = [x for x in ids[:end] if x not in eos]
+        text = tokenizer.decode(body, skip_special_tokens=False)
+        texts.append(truncate_at_stop(text, stops)[0] if stops else text)
+    mask = attention.float()
+    if latent is not None:
+        # Latent slots and the forced <|latent_end|> are not sampled.
+        mask = mask * ~torch.isin(completion, torch.tensor([latent.pad, latent.end], device=completion.device))
+    return attention, mask, texts
+
+
+def sequence_inputs(rollout: Rollout, rows=slice(None)):
+    """input_ids, attention_mask and 1-D position ids of prompt + completion for ``rows``."""
+    import torch
+
+    ids = torch.cat([rollout.prompt_ids[rows], rollout.completion_ids[rows]], dim=1)
+    att = torch.cat([rollout.prompt_mask[rows], rollout.attention[rows]], dim=1)
+    pos = (att.cumsum(-1) - 1).clamp(min=0)
+    return ids, att, pos
+
+
+def completion_logits(model, rollout: Rollout, rows, temperature: float = 1.0):
+    """Logits / T at the positions that predict each completion token of ``rows``: (n, T, V).
+
+    ``logits_to_keep`` makes the LM head run over the completion only.
+    """
+    ids, att, pos = sequence_inputs(rollout, rows)
+    t = rollout.completion_ids.shape[1]
+    logits = model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=False, logits_to_keep=t + 1).logits
+    return logits[:, :-1].float() / temperature
+
+
+def micro_batches(n: int, size: int):
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]

@@ -1,0 +1,377 @@
+"""The RL loop every RL method runs on: rollout → rewards → advantages → clipped policy updates.
+
+A method supplies an ``RLTask``: its prompt rows, how a row becomes a prompt, and how completions
+are scored. Everything else — sampling, GRPO / REINFORCE / PPO-with-GAE advantages, the clipped
+surrogate with KL and entropy terms, the critic, logging, checkpoints and exact resume — is here.
+
+One step, on each process (its share of ``rl.prompts_per_step`` prompts, whole groups):
+1. ``group_size`` completions per prompt (KV-cached sampling, stop strings);
+2. rewards (weighted sum of registered functions, each logged);
+3. advantages; for PPO the critic's values (no grad) and GAE, whitened;
+4. old log-probs (only when a rollout batch is used for more than one optimiser step — otherwise the
+   ratio is exactly 1 and old = current, detached) and reference log-probs (only when β > 0), both
+   micro-batched so long rollouts do not hold one huge logits tensor;
+5. ``inner_epochs`` passes of ``mini_batches`` optimiser steps each; every loss is a (sum, count)
+   pair normalised by the count of the whole mini-batch across micro-batches and processes.
+
+Prompts for step s come from a seeded permutation and sampling uses a generator seeded by
+(seed, step, rank), so a resumed run continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+from mmthink.errors import UserError
+from mmthink.rl import advantages as adv
+from mmthink.rl import losses
+from mmthink.rl.config import RLConfig
+from mmthink.rl.critic import ValueModel, completion_values
+from mmthink.rl.rewards import reward_stats, score
+from mmthink.rl.rollout import Rollout, completion_logits, generate_rollouts, micro_batches, sequence_inputs
+from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint
+from mmthink.runner.config import LoggingConfig, RunnerConfig
+from mmthink.runner.loop import _optimizer, _scheduler, make_accelerator
+from mmthink.runner.tracking import MetricsLog, Progress, write_run_info
+
+
+@dataclass
+class RLTask:
+    rows: Sequence[dict]  # prompt rows (the dataset)
+    prompt: Callable[[dict], str]  # row -> chat-templated prompt text
+    # (prompt texts, completions, rows, group_size) -> (reward per completion, metrics); default:
+    # the recipe's registered reward functions, weighted.
+    reward: Optional[Callable[[list, list, list, int], tuple[list, dict]]] = None
+    evaluate: Optional[Callable[[Any, Any], dict]] = None  # (model, accelerator) -> metrics
+    # Replace the step's prompt rows (e.g. Satori mixes restart states in): (step, rows, rng) -> rows.
+    select: Optional[Callable[[int, list, torch.Generator], list]] = None
+    # Called after scoring, on each process: (step, rows, rollout, rewards) — e.g. to fill buffers.
+    observe: Optional[Callable[[int, list, Rollout, list], None]] = None
+    # Custom rollout (e.g. Mirage's images + latent decoding): (model, rows, prompts, cfg, generator) -> Rollout.
+    rollout: Optional[Callable] = None
+    # Logits / T predicting each completion token: (model, rollout, rows_slice, T) -> (n, T, V).
+    logits: Callable = completion_logits
+    # Extra state saved with each checkpoint and restored on resume (e.g. replay buffers).
+    state_dict: Optional[Callable[[], dict]] = None
+    load_state_dict: Optional[Callable[[dict], None]] = None
+    name: str = "rl"
+    extra_metrics: dict = field(default_factory=dict)
+
+
+def step_prompt_indices(n_rows: int, per_step: int, step: int, seed: int) -> list[int]:
+    """Prompt rows of RL step ``step`` (0-based): consecutive slices of a per-epoch seeded permutation."""
+    usable = max(n_rows // per_step, 1) * per_step
+    start = step * per_step
+    epoch, offset = divmod(start, usable)
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(n_rows, generator=g).tolist()
+    order = (order * ((usable + n_rows - 1) // n_rows))[:usable]  # fewer rows than a step: repeat
+    return order[offset : offset + per_step]
+
+
+def _runner_view(cfg: RLConfig) -> RunnerConfig:
+    # make_accelerator reads precision and (for DeepSpeed) the micro-batch size from a RunnerConfig.
+    return RunnerConfig(max_steps=cfg.steps, batch_size=cfg.micro_batch_size, micro_batch_size=cfg.micro_batch_size,
+                        mixed_precision=cfg.mixed_precision)
+
+
+def _logprobs_no_grad(model, rollout, rows_all, micro, temperature, logits_fn) -> torch.Tensor:
+    out = []
+    with torch.no_grad():
+        for rows in micro_batches(rows_all, micro):
+            logits = logits_fn(model, rollout, rows, temperature)
+            out.append(losses.token_logprobs(logits, rollout.completion_ids[rows]))
+    return torch.cat(out)
+
+
+def _values_no_grad(critic, rollout, micro) -> torch.Tensor:
+    out = []
+    t = rollout.completion_ids.shape[1]
+    with torch.no_grad():
+        for rows in micro_batches(rollout.completion_ids.shape[0], micro):
+            ids, att, pos = sequence_inputs(rollout, rows)
+            out.append(completion_values(critic, ids, att, pos, t))
+    return torch.cat(out) * rollout.mask
+
+
+def compute_advantages(cfg: RLConfig, rewards: torch.Tensor, mask: torch.Tensor, values=None):
+    """(advantages (N, T), returns (N, T) or None) for the recipe's estimator."""
+    a, g = cfg.advantage, cfg.rollout.group_size
+    if a.estimator == "gae":
+        token_rewards = adv.last_token_rewards(rewards, mask)
+        advantages, returns = adv.gae(token_rewards, values, mask, a.gamma, a.lam)
+        if a.whiten:
+            advantages = adv.whiten(advantages, mask)
+        return advantages * mask, returns
+    if a.estimator == "grpo":
+        per_seq = adv.group_normalized(rewards, g, a.std, a.eps, a.unbiased_std)
+    else:
+        per_seq = adv.reinforce_baseline(rewards, g, a.baseline)
+    return per_seq[:, None] * mask, None
+
+
+def train_rl(
+    model,
+    tokenizer,
+    task: RLTask,
+    cfg: RLConfig,
+    log: LoggingConfig,
+    output_dir: Path,
+    seed: int,
+    accelerator=None,
+    config_yaml: str = "",
+    command: Sequence[str] = (),
+) -> dict:
+    """Run ``cfg.steps`` RL steps on ``model``; checkpoints and metrics under ``output_dir``."""
+    from accelerate.utils import set_seed
+
+    accelerator = accelerator or make_accelerator(_runner_view(cfg))
+    world, rank = accelerator.num_processes, accelerator.process_index
+    cfg.check(world, registered_rewards=task.reward is None)
+    if len(task.rows) == 0:
+        raise UserError("no prompt rows to train on")
+    set_seed(seed)
+    g = cfg.rollout.group_size
+    per_process = cfg.prompts_per_step // world
+    updates_per_step = cfg.inner_epochs * cfg.mini_batches
+    use_critic = cfg.advantage.estimator == "gae"
+
+    unwrapped = getattr(model, "module", model)
+    ref_model = None
+    if cfg.loss.kl_coef > 0 and not hasattr(unwrapped, "disable_adapter"):
+        import copy
+
+        ref_model = copy.deepcopy(unwrapped).eval().requires_grad_(False)
+    critic = ValueModel.from_policy(unwrapped) if use_critic else None
+
+    optimizer = _optimizer(model, cfg.optim)
+    scheduler = _scheduler(optimizer, cfg.optim, cfg.steps * updates_per_step)
+    if use_critic:
+        c_opt = _optimizer(critic, cfg.critic_optim)
+        c_sched = _scheduler(c_opt, cfg.critic_optim, cfg.steps * updates_per_step)
+        model, optimizer, scheduler, critic, c_opt, c_sched = accelerator.prepare(
+            model, optimizer, scheduler, critic, c_opt, c_sched)
+    else:
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if ref_model is not None:
+        ref_model.to(accelerator.device)
+    policy = accelerator.unwrap_model(model)
+
+    ckpt_root = output_dir / "checkpoints"
+    state = TrainState()
+    resume_from = find_resume(cfg.resume, ckpt_root)
+    if accelerator.is_main_process:
+        write_run_info(output_dir, config_yaml, list(command), {"world_size": world, "algorithm": cfg.advantage.estimator})
+    if resume_from is not None:
+        state = load_checkpoint(accelerator, model, resume_from)
+        _load_extra(resume_from, critic, task, accelerator)
+        accelerator.print(f"resumed from {resume_from} at step {state.step}")
+    metrics_log = MetricsLog(output_dir, log.tensorboard, state.step) if accelerator.is_main_process else None
+    samples_path = output_dir / "samples.jsonl"
+    progress = Progress(cfg.steps, state.step, log.progress if accelerator.is_main_process else "none",
+                        log.plain_every_s, task.name)
+    last: dict = {}
+    try:
+        while state.step < cfg.steps:
+            t0 = time.monotonic()
+            idx = step_prompt_indices(len(task.rows), cfg.prompts_per_step, state.step, seed)
+            rows = [task.rows[i] for i in idx[rank * per_process : (rank + 1) * per_process]]
+            gen = torch.Generator(device=accelerator.device).manual_seed(seed * 1_000_003 + state.step * 1009 + rank)
+            if task.select is not None:
+                rows = task.select(state.step, rows, gen)
+            prompts = [task.prompt(r) for r in rows]
+
+            # 1. rollouts
+            if task.rollout is not None:
+                rollout = task.rollout(policy, rows, prompts, cfg, gen)
+            else:
+                r = cfg.rollout
+                rollout = generate_rollouts(policy, tokenizer, prompts, g, r.max_new_tokens, r.temperature, r.top_p,
+                                            r.stop, r.batch_size, generator=gen)
+            t_rollout = time.monotonic() - t0
+
+            # 2. rewards
+            if task.reward is not None:
+                totals, metrics = task.reward(prompts, rollout.texts, rows, g)
+            else:
+                totals, metrics = score(cfg.rewards, prompts, rollout.texts, rows, g)
+            rewards = torch.tensor(totals, dtype=torch.float32, device=accelerator.device)
+            if cfg.reward_clip is not None:
+                rewards = rewards.clamp(-cfg.reward_clip, cfg.reward_clip)
+            if task.observe is not None:
+                task.observe(state.step, rows, rollout, rewards.tolist())
+
+            # 3.–4. advantages, old and reference log-probs
+            mask = rollout.mask
+            n = mask.shape[0]
+            old_values = _values_no_grad(accelerator.unwrap_model(critic), rollout, cfg.micro_batch_size) if use_critic else None
+            advantages, returns = compute_advantages(cfg, rewards, mask, old_values)
+            temp = cfg.rollout.temperature
+            old_logp = _logprobs_no_grad(policy, rollout, n, cfg.micro_batch_size, temp, task.logits) \
+                if updates_per_step > 1 else None
+            ref_logp = None
+            if cfg.loss.kl_coef > 0:
+                # The reference is the frozen copy, or the LoRA policy with its adapter switched off.
+                with policy.disable_adapter() if ref_model is None else nullcontext():
+                    ref_logp = _logprobs_no_grad(ref_model or policy, rollout, n, cfg.micro_batch_size, temp,
+                                                 task.logits)
+
+            # 5. updates
+            sums: dict = {}
+            perm_gen = torch.Generator().manual_seed(seed * 7919 + state.step)
+            for _ in range(cfg.inner_epochs):
+                order = torch.randperm(n, generator=perm_gen) if cfg.mini_batches > 1 else torch.arange(n)
+                for chunk in order.chunk(cfg.mini_batches):
+                    chunk = chunk.to(mask.device)
+                    stats = _update(cfg, accelerator, model, optimizer, scheduler, critic, c_opt if use_critic else None,
+                                    c_sched if use_critic else None, rollout, chunk, advantages, returns, old_values,
+                                    old_logp, ref_logp, task.logits)
+                    for k, v in stats.items():
+                        sums[k] = sums.get(k, 0.0) + v / updates_per_step
+            state.step += 1
+
+            lengths = rollout.lengths.float()
+            metrics.update({f"{k}": v for k, v in sums.items()})
+            metrics.update({
+                "completion_len/mean": lengths.mean().item(), "completion_len/max": lengths.max().item(),
+                "lr": scheduler.get_last_lr()[0], "rollout_s": t_rollout, "step_s": time.monotonic() - t0,
+            })
+            if rollout.latent_steps is not None:
+                metrics["latent_steps/mean"] = rollout.latent_steps.float().mean().item()
+            last = _reduce_metrics(accelerator, metrics)
+            if metrics_log is not None:
+                metrics_log.log(state.step, last)
+                _write_samples(samples_path, state.step, prompts, rollout.texts, totals, g, cfg.log_samples)
+            progress.update(state.step, f"reward {last.get('reward/total/mean', float('nan')):.3f}")
+
+            if task.evaluate and cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < cfg.steps:
+                _evaluate(task, model, accelerator, metrics_log, state.step)
+            if cfg.save_every and state.step % cfg.save_every == 0:
+                save_checkpoint(accelerator, model, tokenizer, state, ckpt_root, cfg.keep_last,
+                                extra=lambda folder: _save_extra(folder, critic, task, accelerator))
+    finally:
+        progress.close()
+    if task.evaluate:
+        last.update(_evaluate(task, model, accelerator, metrics_log, state.step))
+    if metrics_log is not None:
+        metrics_log.close()
+    return last
+
+
+def _update(cfg, accelerator, model, optimizer, scheduler, critic, c_opt, c_sched, rollout, chunk, advantages,
+            returns, old_values, old_logp, ref_logp, logits_fn) -> dict:
+    """One optimiser step (policy, and critic for PPO) over the sequences ``chunk`` of the rollout."""
+    world = accelerator.num_processes
+    lc = cfg.loss
+    micro = [chunk[i : i + cfg.micro_batch_size] for i in range(0, len(chunk), cfg.micro_batch_size)]
+    # Denominators of the whole mini-batch first, so that accumulation over micro-batches is exact.
+    zero = torch.zeros_like(rollout.mask)
+    count = sum(losses.aggregate(zero[m], rollout.mask[m], lc.aggregation, cfg.norm_length)[1] for m in micro)
+    count = accelerator.reduce(torch.as_tensor(count, dtype=torch.float32, device=accelerator.device), "sum")
+    tokens = accelerator.reduce(rollout.mask[chunk].sum().float(), "sum")
+    stats = {"loss/policy": 0.0, "kl": 0.0, "clip_frac": 0.0, "entropy": 0.0}
+    if count.item() == 0:
+        return stats
+    for i, m in enumerate(micro):
+        mask = rollout.mask[m]
+        with nullcontext() if i == len(micro) - 1 else accelerator.no_sync(model):
+            logits = logits_fn(model, rollout, m, cfg.rollout.temperature)
+            logp = losses.token_logprobs(logits, rollout.completion_ids[m])
+            old = old_logp[m] if old_logp is not None else logp.detach()
+            tok_loss, clipped = losses.clipped_surrogate(logp, old, advantages[m], lc.eps_low, lc.eps_high, lc.dual_clip)
+            entropy = losses.entropy_from_logits(logits.detach() if lc.entropy_coef == 0 else logits)
+            if lc.entropy_coef:
+                tok_loss = tok_loss - lc.entropy_coef * entropy
+            if ref_logp is not None:
+                kl = losses.kl_penalty(logp, ref_logp[m], lc.kl_estimator)
+                tok_loss = tok_loss + lc.kl_coef * kl
+                stats["kl"] += float(((kl.detach() * mask).sum() / tokens).item()) * world
+            total, _ = losses.aggregate(tok_loss, mask, lc.aggregation, cfg.norm_length)
+            accelerator.backward(total * (world / count))
+        stats["loss/policy"] += float((total.detach() / count).item()) * world
+        stats["clip_frac"] += float(((clipped.float() * mask).sum() / tokens).item()) * world
+        stats["entropy"] += float(((entropy.detach() * mask).sum() / tokens).item()) * world
+    if cfg.optim.max_grad_norm > 0:
+        stats["grad_norm"] = float(accelerator.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm))
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    if critic is not None:
+        stats.update(_update_critic(cfg, accelerator, critic, c_opt, c_sched, rollout, micro, returns, old_values, tokens))
+    return stats
+
+
+def _update_critic(cfg, accelerator, critic, c_opt, c_sched, rollout, micro, returns, old_values, tokens) -> dict:
+    world = accelerator.num_processes
+    t = rollout.completion_ids.shape[1]
+    loss_sum = 0.0
+    for i, m in enumerate(micro):
+        with nullcontext() if i == len(micro) - 1 else accelerator.no_sync(critic):
+            ids, att, pos = sequence_inputs(rollout, m)
+            values = completion_values(critic, ids, att, pos, t)
+            per_tok = losses.value_loss(values, old_values[m], returns[m], cfg.loss.value_clip)
+            total = (per_tok * rollout.mask[m]).sum()
+            accelerator.backward(total * (world / tokens))
+        loss_sum += float((total.detach() / tokens).item()) * world
+    if cfg.critic_optim.max_grad_norm > 0:
+        accelerator.clip_grad_norm_(critic.parameters(), cfg.critic_optim.max_grad_norm)
+    c_opt.step()
+    c_sched.step()
+    c_opt.zero_grad(set_to_none=True)
+    return {"loss/value": loss_sum}
+
+
+def _reduce_metrics(accelerator, metrics: dict) -> dict:
+    """Mean of each scalar metric over processes."""
+    keys = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
+    if accelerator.num_processes == 1 or not keys:
+        return {k: float(metrics[k]) for k in keys}
+    t = torch.tensor([float(metrics[k]) for k in keys], device=accelerator.device)
+    t = accelerator.reduce(t, "mean")
+    return dict(zip(keys, t.tolist()))
+
+
+def _write_samples(path: Path, step: int, prompts, texts, rewards, group_size: int, n: int) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        for i in range(min(n, len(texts))):
+            f.write(json.dumps({"step": step, "prompt": prompts[i // group_size], "completion": texts[i],
+                                "reward": rewards[i]}) + "\n")
+
+
+def _evaluate(task, model, accelerator, metrics_log, step) -> dict:
+    model.eval()
+    try:
+        metrics = {f"eval/{k}": v for k, v in task.evaluate(accelerator.unwrap_model(model), accelerator).items()}
+    finally:
+        model.train()
+    if metrics_log is not None:
+        metrics_log.log(step, metrics)
+    accelerator.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    return metrics
+
+
+def _save_extra(folder: Path, critic, task, accelerator) -> None:
+    """Critic weights and the task's own state (e.g. RAE buffers) beside the policy checkpoint."""
+    if critic is not None:
+        from safetensors.torch import save_file
+
+        sd = {k: v.detach().cpu().contiguous() for k, v in accelerator.unwrap_model(critic).state_dict().items()}
+        save_file(sd, str(folder / "critic.safetensors"))
+    if task.state_dict is not None:
+        (folder / "task_state.json").write_text(json.dumps(task.state_dict()))
+
+
+def _load_extra(folder: Path, critic, task, accelerator) -> None:
+    if critic is not None:
+        from safetensors.torch import load_file
+
+        accelerator.unwrap_model(critic).load_state_dict(load_file(str(folder / "critic.safetensors")))
+    if task.load_state_dict is not None and (folder / "task_state.json").is_file():
+        task.load_state_dict(json.loads((folder / "task_state.json").read_text()))
