@@ -1,0 +1,102 @@
+import torch
+
+from mmthink.models.config import ModelConfig
+from mmthink.models.loading import load_model
+from mmthink.rl.rewards import REWARDS, RewardSpec, check_rewards, register_reward, reward_stats, score
+from mmthink.rl.rollout import generate_rollouts, sequence_inputs, completion_logits, truncate_at_stop
+from mmthink.rl import losses
+from mmthink.errors import UserError
+import pytest
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    loaded = load_model(ModelConfig(name="tiny-llama"), train=False)
+    return loaded.model.eval(), loaded.tokenizer
+
+
+def _prompts(tok, n):
+    return [tok.apply_chat_template([{"role": "user", "content": f"question {i}"}], tokenize=False,
+                                    add_generation_prompt=True) for i in range(n)]
+
+
+def test_rollout_groups_masks_and_texts(tiny):
+    model, tok = tiny
+    g = torch.Generator().manual_seed(0)
+    ro = generate_rollouts(model, tok, _prompts(tok, 3), group_size=4, max_new_tokens=10, generator=g)
+    assert ro.completion_ids.shape[0] == 12 and ro.completion_ids.shape[1] <= 10
+    assert ro.prompt_index.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    # the mask covers exactly the generated tokens; after it only padding
+    for r in range(12):
+        n = int(ro.attention[r].sum())
+        assert ro.mask[r, :n].eq(1).all() and ro.mask[r, n:].eq(0).all()
+        assert (ro.completion_ids[r, n:] == tok.pad_token_id).all()
+    assert len(ro.texts) == 12 and all(isinstance(t, str) for t in ro.texts)
+    # samples of one prompt differ (sampling at T=1 over a random model)
+    assert len({tuple(x) for x in ro.completion_ids[:4].tolist()}) > 1
+
+
+def test_greedy_rollout_matches_hf_generate(tiny):
+    model, tok = tiny
+    prompts = _prompts(tok, 2)
+    ro = generate_rollouts(model, tok, prompts, group_size=1, max_new_tokens=8, do_sample=False)
+    for i, p in enumerate(prompts):
+        enc = tok(p, return_tensors="pt", add_special_tokens=False)
+        out = model.generate(**enc, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
+        ref = out[0, enc["input_ids"].shape[1]:]
+        n = int(ro.attention[i].sum())
+        assert ro.completion_ids[i, :n].tolist() == ref[:n].tolist()
+
+
+def test_logits_of_the_rollout_score_what_was_sampled(tiny):
+    # Greedy tokens are the argmax of the log-prob pass's logits: the layouts line up.
+    model, tok = tiny
+    ro = generate_rollouts(model, tok, _prompts(tok, 3), group_size=1, max_new_tokens=6, do_sample=False)
+    with torch.no_grad():
+        logits = completion_logits(model, ro, slice(None))
+    pred = logits.argmax(-1)
+    assert ((pred == ro.completion_ids) | (ro.mask == 0)).all()
+    logp = losses.token_logprobs(logits, ro.completion_ids)
+    assert logp.shape == ro.mask.shape and (logp <= 0).all()
+
+
+def test_stop_strings_end_rows():
+    assert truncate_at_stop("abc STOP def", ["STOP"]) == ("abc STOP", True)
+    assert truncate_at_stop("abc", ["STOP"]) == ("abc", False)
+    assert truncate_at_stop("x;y.z", [".", ";"]) == ("x;", True)
+
+
+def test_stop_string_stops_generation(tiny):
+    model, tok = tiny
+    # find what the greedy model says, then stop on a piece of it
+    ro = generate_rollouts(model, tok, _prompts(tok, 1), group_size=1, max_new_tokens=12, do_sample=False)
+    text = ro.texts[0]
+    stop = text[3:5]
+    ro2 = generate_rollouts(model, tok, _prompts(tok, 1), group_size=1, max_new_tokens=12, do_sample=False, stop=[stop])
+    assert ro2.texts[0].endswith(stop) and len(ro2.texts[0]) <= text.find(stop) + len(stop)
+    assert ro2.attention.sum() < ro.attention.sum()
+
+
+def test_sequence_inputs_positions_skip_left_padding(tiny):
+    model, tok = tiny
+    ro = generate_rollouts(model, tok, ["a", "a b c d e f"], group_size=1, max_new_tokens=3, do_sample=False)
+    ids, att, pos = sequence_inputs(ro)
+    for r in range(2):
+        real = att[r].bool()
+        assert pos[r][real].tolist() == list(range(int(real.sum())))
+
+
+def test_rewards_are_weighted_and_logged_each():
+    register_reward("test_len")(lambda p, c, row: len(c))
+    register_reward("test_const")(lambda p, c, row: row["v"])
+    specs = [RewardSpec("test_len", 0.5), RewardSpec("test_const", 2.0)]
+    totals, m = score(specs, ["p0", "p1"], ["aa", "aaaa", "b", "b"], [{"v": 1}, {"v": 3}], group_size=2)
+    assert totals == [0.5 * 2 + 2, 0.5 * 4 + 2, 0.5 + 6, 0.5 + 6]
+    assert m["reward/test_len/mean"] == pytest.approx(2.0)
+    assert m["reward/test_const/zero_std_groups"] == 1.0
+    assert m["reward/test_len/zero_std_groups"] == 0.5
+    assert reward_stats("r", [1.0, 3.0], 2)["r/std"] == pytest.approx(1.0)
+    with pytest.raises(UserError, match="unknown reward 'nope'"):
+        check_rewards([RewardSpec("nope")])
+    for k in ("test_len", "test_const"):
+        REWARDS.pop(k)
