@@ -95,7 +95,7 @@ class ForwardCounter:
 
 def run_mmthink(model, tokenizer, examples, cfg) -> tuple:
     from mmthink.data.chat import collate_right
-    from mmthink.methods.sft.recipe import sft_loss
+    from mmthink.runner.sft import sft_loss
     from mmthink.runner.loop import Task, fit, make_accelerator
 
     # Built outside the timer, as the HF Trainer builds its Accelerator in __init__.
@@ -137,7 +137,7 @@ def throughput_figures(args) -> dict:
 
     from mmthink.data.chat import validate_chat_row
     from mmthink.data.rows import load_rows
-    from mmthink.methods.sft.recipe import tokenize_rows
+    from mmthink.runner.sft import tokenize_rows
     from mmthink.models.loading import load_model
 
     torch.set_num_threads(args.threads)

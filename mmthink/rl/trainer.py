@@ -34,7 +34,7 @@ from mmthink.rl import advantages as adv
 from mmthink.rl import losses
 from mmthink.rl.config import RLConfig
 from mmthink.rl.critic import ValueModel, completion_values
-from mmthink.rl.rewards import reward_stats, score
+from mmthink.rl.rewards import score
 from mmthink.rl.rollout import Rollout, completion_logits, generate_rollouts, micro_batches, sequence_inputs
 from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint
 from mmthink.runner.config import LoggingConfig, RunnerConfig
