@@ -220,6 +220,61 @@ def data_vsp(
         typer.echo(f"wrote {path}")
 
 
+def _list(text: str, name: str, kind=str) -> list:
+    try:
+        return [kind(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{name} must be a comma-separated list; got {text!r}") from None
+
+
+@data_app.command("math")
+@user_errors
+def data_math(
+    out: str = typer.Option("data/math", "--out", help="Folder for train.jsonl and test.jsonl"),
+    n_train: int = typer.Option(5000, "--n-train"),
+    n_test: int = typer.Option(300, "--n-test"),
+    seed: int = typer.Option(0, "--seed"),
+    kinds: str = typer.Option("chain,linear,word", "--kinds", help="chain, linear, word"),
+    levels: str = typer.Option("1,2,3", "--levels", help="difficulty levels 1..4"),
+):
+    """Generate multi-step math problems with known answers and intermediate steps."""
+    from mmthink.tasks import math as math_task
+
+    if n_train < 1 or n_test < 0:
+        raise UserError("--n-train must be >= 1 and --n-test >= 0")
+    train, test = math_task.generate_split(n_train, n_test, seed, tuple(_list(kinds, "--kinds")),
+                                           tuple(_list(levels, "--levels", int)))
+    for name, rows in (("train.jsonl", train), ("test.jsonl", test)):
+        math_task.write_jsonl(rows, Path(out) / name)
+        typer.echo(f"wrote {Path(out) / name} ({len(rows)} rows)")
+
+
+@data_app.command("coat")
+@user_errors
+def data_coat(
+    source: str = typer.Option(..., "--in", help="math rows (ours: with steps and step_values)"),
+    out: str = typer.Option(..., "--out", help="chat JSONL for `mmthink train sft`"),
+    seed: int = typer.Option(0, "--seed"),
+    mix: str = typer.Option("continue=0.4,reflect=0.4,explore=0.2", "--mix", help="demo kinds and their weights"),
+    cot: bool = typer.Option(False, "--cot", help="plain chain-of-thought instead of COAT (the baseline)"),
+):
+    """Write Satori format-tuning rows: synthetic COAT demonstrations of procedural math problems."""
+    from mmthink.methods.satori.coat import coat_sft_rows, cot_sft_rows
+    from mmthink.tasks import math as math_task
+
+    weights = {}
+    for item in _list(mix, "--mix"):
+        key, _, value = item.partition("=")
+        try:
+            weights[key.strip()] = float(value)
+        except ValueError:
+            raise UserError(f"--mix entries look like reflect=0.4; got {item!r}") from None
+    rows = math_task.load_math(source)
+    chat = cot_sft_rows(rows) if cot else coat_sft_rows(rows, seed, weights)
+    math_task.write_jsonl(chat, Path(out))
+    typer.echo(f"wrote {out} ({len(chat)} rows)")
+
+
 @app.command()
 @user_errors
 def env():

@@ -31,7 +31,11 @@ METHODS: dict[str, Optional[Method]] = {
         train="mmthink.methods.mirage.recipe:train",
         eval="mmthink.methods.mirage.recipe:evaluate",
     ),
-    "satori": None,
+    "satori": Method(
+        schema="mmthink.methods.satori.config:SatoriRecipe",
+        train="mmthink.methods.satori.recipe:train",
+        eval="mmthink.methods.satori.recipe:evaluate",
+    ),
     "evoscale": None,
     "tango": None,
     "tts": None,

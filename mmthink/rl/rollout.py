@@ -25,7 +25,7 @@ class Rollout:
     mask: Any  # (N, T) float, 1 on the sampled tokens the policy gradient counts
     texts: list  # N decoded completions (special tokens kept, eos and padding dropped)
     prompt_index: Any  # (N,) index of each row's prompt in the step's prompt list
-    latent_steps: Any  # (N,) latent vectors fed (0 for text models)
+    latent_steps: Any  # (N,) latent vectors fed; None when decoding plain text
     extra: Optional[dict] = None  # per-row model inputs the log-prob pass needs (e.g. image features)
 
     @property
@@ -117,7 +117,8 @@ def generate_rollouts(
     completion = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1]), value=pad) for c in chunks])
     attention, mask, texts = _masks_and_texts(completion, eos, pad, tokenizer, latent, stop)
     index = torch.arange(len(prompts), device=device).repeat_interleave(group_size)
-    return Rollout(prompt_ids, prompt_mask, completion, attention, mask, texts, index, torch.cat(steps))
+    return Rollout(prompt_ids, prompt_mask, completion, attention, mask, texts, index,
+                   torch.cat(steps) if latent is not None else None)
 
 
 def _eos_ids(model, tokenizer) -> list:

@@ -76,7 +76,8 @@ def step_prompt_indices(n_rows: int, per_step: int, step: int, seed: int) -> lis
     return order[offset : offset + per_step]
 
 
-def _runner_view(cfg: RLConfig) -> RunnerConfig:
+def rl_runner_config(cfg: RLConfig) -> RunnerConfig:
+    """The runner settings ``make_accelerator`` needs for an RL run."""
     # make_accelerator reads precision and (for DeepSpeed) the micro-batch size from a RunnerConfig.
     return RunnerConfig(max_steps=cfg.steps, batch_size=cfg.micro_batch_size, micro_batch_size=cfg.micro_batch_size,
                         mixed_precision=cfg.mixed_precision)
@@ -132,7 +133,7 @@ def train_rl(
     """Run ``cfg.steps`` RL steps on ``model``; checkpoints and metrics under ``output_dir``."""
     from accelerate.utils import set_seed
 
-    accelerator = accelerator or make_accelerator(_runner_view(cfg))
+    accelerator = accelerator or make_accelerator(rl_runner_config(cfg))
     world, rank = accelerator.num_processes, accelerator.process_index
     cfg.check(world, registered_rewards=task.reward is None)
     if len(task.rows) == 0:

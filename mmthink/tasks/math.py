@@ -20,6 +20,7 @@ value is the answer. Our row:
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import sys
@@ -269,7 +270,9 @@ def generate_split(n_train: int, n_test: int, seed: int = 0, kinds=KINDS, levels
 def write_jsonl(rows: list[dict], path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp = path.with_name(path.name + ".tmp")  # a killed run never leaves half a file
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- reading rows: ours, GSM8K, MATH

@@ -1,0 +1,118 @@
+"""The recipe schema of ``mmthink train satori`` (Chain-of-Action-Thought, arXiv 2502.02508)."""
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from mmthink.config import choice
+from mmthink.errors import UserError
+from mmthink.methods.satori.coat import DEFAULT_MIX, DEMO_KINDS, META_TOKENS
+from mmthink.models.config import ModelConfig
+from mmthink.rl.config import AdvantageConfig, LossConfig, RLConfig, RolloutConfig
+from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig
+
+
+@dataclass
+class SatoriData:
+    # Math rows (ours, GSM8K or MATH format). Empty: generate procedural problems into output_dir/data.
+    train_file: str = ""
+    eval_file: Optional[str] = None  # held-out rows; empty with an empty train_file: generated too
+    n_train: int = 2000  # generated problems (when train_file is empty)
+    n_eval: int = 200
+    kinds: List[str] = field(default_factory=lambda: ["chain", "linear", "word"])
+    levels: List[int] = field(default_factory=lambda: [1, 2, 3])
+    limit: Optional[int] = None  # use only the first N training rows
+
+
+@dataclass
+class FormatConfig:
+    """Stage 1: format tuning on synthetic COAT demonstrations (plain CoT with ``demos: cot``)."""
+
+    demos: str = "coat"  # coat | cot (the baseline: the same problems with plain chain-of-thought)
+    mix: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))  # demo kinds drawn in these ratios
+    max_length: int = 512
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-5))
+    runner: RunnerConfig = field(default_factory=lambda: RunnerConfig(epochs=1, batch_size=128, micro_batch_size=4))
+
+
+@dataclass
+class RewardConfig:
+    # r = sigmoid(outcome RM score) + (correct - 1) + reflection bonus, clipped to [-clip, clip].
+    outcome_model: Optional[str] = None  # a sequence-classification model (path or hub id); null: no RM term
+    reflect_bonus: float = 0.5  # +bonus when a restart from a wrong prefix is solved, -bonus when one from a right prefix fails
+    clip: float = 10.0
+
+
+@dataclass
+class RAEConfig:
+    """Restart and Explore: restart states cut from the policy's own past trajectories."""
+
+    enabled: bool = True
+    ratio: float = 0.5  # share of each step's prompts that are restart states (once the buffers hold some)
+    max_back: int = 2  # a restart cuts T in [0, max_back] steps back from the last reasoning step
+    buffer_size: int = 2048  # trajectories kept per buffer (correct, wrong); oldest dropped first
+
+
+@dataclass
+class SatoriEval:
+    max_new_tokens: int = 512
+    batch_size: int = 32
+    limit: Optional[int] = None  # held-out rows scored; null: all
+    restarts: int = 100  # wrong-prefix restart states scored for the reflection-fix rate
+
+
+def _paper_rl() -> RLConfig:
+    # PPO with a critic and GAE (gamma 1, lambda 0.95), clip 0.2, value clip 0.2, no KL, advantages
+    # whitened over the rollout batch, actor lr 2e-7, critic lr 5e-6, temperature 0.6, one sample a prompt.
+    return RLConfig(
+        steps=500,
+        prompts_per_step=128,
+        rollout=RolloutConfig(group_size=1, max_new_tokens=2048, temperature=0.6),
+        advantage=AdvantageConfig(estimator="gae", gamma=1.0, lam=0.95, whiten=True),
+        loss=LossConfig(eps_low=0.2, eps_high=0.2, value_clip=0.2, kl_coef=0.0),
+        optim=OptimConfig(lr=2e-7, scheduler="constant"),
+        critic_optim=OptimConfig(lr=5e-6, scheduler="constant"),
+    )
+
+
+@dataclass
+class SatoriRecipe:
+    method: str = "satori"
+    output_dir: str = "runs/satori"
+    seed: int = 0
+    stages: List[str] = field(default_factory=lambda: ["format", "rl"])
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="Qwen/Qwen2.5-Math-7B"))
+    data: SatoriData = field(default_factory=SatoriData)
+    format: FormatConfig = field(default_factory=FormatConfig)
+    rl: RLConfig = field(default_factory=_paper_rl)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    rae: RAEConfig = field(default_factory=RAEConfig)
+    eval: SatoriEval = field(default_factory=SatoriEval)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def check(self, world_size: int = 1) -> None:
+        if self.method != "satori":
+            raise UserError(f"this recipe is for method '{self.method}', not 'satori'")
+        if not self.stages or any(s not in ("format", "rl") for s in self.stages) or \
+                list(self.stages) != [s for s in ("format", "rl") if s in self.stages]:
+            raise UserError(f"recipe key 'stages' must be [format, rl], [format] or [rl]; got {list(self.stages)}")
+        choice("format.demos", self.format.demos, ["coat", "cot"])
+        unknown = set(self.format.mix) - set(DEMO_KINDS)
+        if unknown:
+            raise UserError(f"recipe key 'format.mix': unknown demo kind(s) {sorted(unknown)}; known: {', '.join(DEMO_KINDS)}")
+        if not 0 <= self.rae.ratio <= 1:
+            raise UserError(f"recipe key 'rae.ratio' must be in [0, 1]; got {self.rae.ratio}")
+        if self.rae.max_back < 0 or self.rae.buffer_size < 1:
+            raise UserError("recipe keys 'rae.max_back' must be >= 0 and 'rae.buffer_size' >= 1")
+        if self.reward.clip <= 0:
+            raise UserError(f"recipe key 'reward.clip' must be > 0; got {self.reward.clip}")
+        if not self.data.train_file and (self.data.n_train < 1 or self.data.n_eval < 0):
+            raise UserError("recipe keys 'data.n_train' must be >= 1 and 'data.n_eval' >= 0")
+        missing = [t for t in META_TOKENS if t not in self.model.special_tokens]
+        self.model.special_tokens = list(self.model.special_tokens) + missing
+        self.model.check()
+        self.logging.check()
+        if "format" in self.stages:
+            self.format.optim.check()
+            self.format.runner.check(world_size)
+        if "rl" in self.stages:
+            self.rl.check(world_size, registered_rewards=False)

@@ -1,0 +1,167 @@
+"""``mmthink train satori`` and ``mmthink eval satori``.
+
+Flow: check the recipe → math rows (a user's file, or procedural problems generated into
+``output_dir/data``) → load the model with the three meta-action tokens → stage ``format``: SFT on
+synthetic COAT demonstrations (or plain CoT, the baseline) → stage ``rl``: PPO (or GRPO) on the
+problems, with Satori's reward and Restart-and-Explore states mixed into the prompts → save
+``model/`` and evaluate (accuracy, reflect rate, reflection-fix rate). Each stage runs in
+``output_dir/<stage>``; a finished stage (its ``model/`` exists) is loaded instead of run again
+unless its ``resume`` is ``never``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Optional, Sequence
+
+from mmthink.config import to_yaml
+from mmthink.errors import UserError
+from mmthink.methods.satori.coat import REFLECT, coat_sft_rows, cot_sft_rows
+from mmthink.methods.satori.config import SatoriRecipe
+from mmthink.methods.satori.evaluate import chat_prompt, evaluate_math
+from mmthink.methods.satori.rae import RestartBuffers, mix_restarts
+from mmthink.methods.satori.rewards import OutcomeRewardModel, satori_reward
+from mmthink.models.loading import load_model
+from mmthink.rl.rewards import reward_stats
+from mmthink.rl.trainer import RLTask, rl_runner_config, train_rl
+from mmthink.runner import world_size
+from mmthink.runner.checkpoint import save_final
+from mmthink.runner.loop import fit, make_accelerator
+from mmthink.runner.sft import sft_task, tokenize_rows
+from mmthink.runner.tracking import write_text_atomic
+from mmthink.tasks import math as math_task
+from mmthink.tasks.grading import grade
+
+
+def load_problems(cfg: SatoriRecipe, out_dir: Path) -> tuple[list[dict], list[dict]]:
+    """(train rows, eval rows): the recipe's files, or generated problems written to ``out_dir/data``."""
+    d = cfg.data
+    if d.train_file:
+        train = math_task.load_math(d.train_file, d.limit)
+        held_out = math_task.load_math(d.eval_file) if d.eval_file else []
+        return train, held_out
+    train, held_out = math_task.generate_split(d.n_train, d.n_eval, cfg.seed, tuple(d.kinds), tuple(d.levels))
+    math_task.write_jsonl(train, out_dir / "data" / "train.jsonl")
+    math_task.write_jsonl(held_out, out_dir / "data" / "eval.jsonl")
+    return train[: d.limit] if d.limit else train, held_out
+
+
+def _finished(stage_dir: Path, resume: str) -> bool:
+    return resume != "never" and (stage_dir / "model" / "config.json").is_file()
+
+
+def _load_finished(model, stage_dir: Path, accelerator) -> None:
+    from accelerate.utils import load_checkpoint_in_model
+
+    load_checkpoint_in_model(accelerator.unwrap_model(model), str(stage_dir / "model"), strict=False)
+    accelerator.unwrap_model(model).tie_weights()
+    accelerator.print(f"{stage_dir.name} already done: loaded {stage_dir / 'model'}")
+
+
+class SatoriRL:
+    """The RL stage's pieces the shared loop calls: prompts with restarts, the reward, the buffers."""
+
+    def __init__(self, cfg: SatoriRecipe, tokenizer, device):
+        self.cfg, self.tokenizer = cfg, tokenizer
+        self.buffers = RestartBuffers(cfg.rae.buffer_size, cfg.rae.max_back)
+        self.rm = OutcomeRewardModel(cfg.reward.outcome_model, device) if cfg.reward.outcome_model else None
+
+    def prompt(self, row: dict) -> str:
+        return chat_prompt(self.tokenizer, row)
+
+    def select(self, step: int, rows: list, generator) -> list:
+        if not self.cfg.rae.enabled:
+            return rows
+        return mix_restarts(rows, self.buffers, self.cfg.rae.ratio, random.Random(self.cfg.seed * 7_919 + step))
+
+    def reward(self, prompts, completions, rows, group_size: int) -> tuple[list, dict]:
+        rows_of = [rows[i // group_size] for i in range(len(completions))]
+        full = [r.get("prefix", "") + c for r, c in zip(rows_of, completions)]
+        correct = [grade(f, r["answer"]) for f, r in zip(full, rows_of)]
+        scores = self.rm.score([p + c for p, c in zip([prompts[i // group_size] for i in range(len(completions))],
+                                                       completions)]) if self.rm else [None] * len(full)
+        rc = self.cfg.reward
+        totals = [satori_reward(c, r.get("reflect_status", 0), s, rc.reflect_bonus, rc.clip)
+                  for c, r, s in zip(correct, rows_of, scores)]
+        self._correct = correct
+        metrics = reward_stats("reward/total", totals, group_size)
+        status = [r.get("reflect_status", 0) for r in rows_of]
+        for name, want in (("fresh", 0), ("restart_wrong", -1), ("restart_right", 1)):
+            hits = [c for c, s in zip(correct, status) if s == want]
+            if hits:
+                metrics[f"accuracy/{name}"] = sum(hits) / len(hits)
+        metrics["reflect_rate"] = sum(REFLECT in c for c in completions) / len(completions)
+        metrics["rae/buffer_positive"] = float(len(self.buffers.positive))
+        metrics["rae/buffer_negative"] = float(len(self.buffers.negative))
+        if self.rm:
+            metrics["reward/outcome_model/mean"] = sum(scores) / len(scores)
+        return totals, metrics
+
+    def observe(self, step: int, rows: list, rollout, rewards: list) -> None:
+        g = len(rollout.texts) // len(rows)
+        for i, (text, ok) in enumerate(zip(rollout.texts, self._correct)):
+            self.buffers.add(rows[i // g], text, ok)
+
+
+def train(cfg: SatoriRecipe, command: Sequence[str] = ()) -> dict:
+    world = world_size()
+    cfg.check(world)
+    if "format" in cfg.stages and "rl" in cfg.stages and cfg.format.runner.mixed_precision != cfg.rl.mixed_precision:
+        raise UserError("format.runner.mixed_precision and rl.mixed_precision must be equal (one accelerator)")
+    out_dir = Path(cfg.output_dir)
+    train_rows, eval_rows = load_problems(cfg, out_dir)
+    if "format" in cfg.stages:
+        sft_rows = coat_sft_rows(train_rows, cfg.seed, cfg.format.mix) if cfg.format.demos == "coat" \
+            else cot_sft_rows(train_rows)
+    accelerator = make_accelerator(cfg.format.runner if cfg.stages[0] == "format" else rl_runner_config(cfg.rl))
+    loaded = load_model(cfg.model)
+    model, tok = loaded.model, loaded.tokenizer
+    e = cfg.eval
+
+    def evaluate(m, acc):
+        metrics, _ = evaluate_math(acc.unwrap_model(m), tok, eval_rows, e.max_new_tokens, e.batch_size, e.restarts,
+                                   cfg.seed, acc)
+        return metrics
+
+    metrics: dict = {}
+    if "format" in cfg.stages:
+        stage_dir = out_dir / "format"
+        if _finished(stage_dir, cfg.format.runner.resume):
+            _load_finished(model, stage_dir, accelerator)
+        else:
+            examples = tokenize_rows(sft_rows, tok, cfg.format.max_length, packing=False)
+            task = sft_task(examples, tok, evaluate if eval_rows else None, name="satori-format")
+            metrics = fit(model, tok, task, cfg.format.optim, cfg.format.runner, cfg.logging, stage_dir, cfg.seed,
+                          accelerator, config_yaml=to_yaml(cfg), command=command)
+            save_final(accelerator, model, tok, stage_dir)
+            model = accelerator.unwrap_model(model)
+            accelerator.free_memory()
+    if "rl" in cfg.stages:
+        parts = SatoriRL(cfg, tok, accelerator.device)
+        task = RLTask(train_rows, parts.prompt, reward=parts.reward, evaluate=evaluate if eval_rows else None,
+                      select=parts.select, observe=parts.observe, state_dict=parts.buffers.state_dict,
+                      load_state_dict=parts.buffers.load_state_dict, name="satori-rl")
+        metrics = train_rl(model, tok, task, cfg.rl, cfg.logging, out_dir / "rl", cfg.seed, accelerator,
+                           config_yaml=to_yaml(cfg), command=command)
+    save_final(accelerator, model, tok, out_dir)
+    return metrics
+
+
+def evaluate(cfg: SatoriRecipe, checkpoint: str, data: str, out: Optional[str] = None) -> dict:
+    """Score ``checkpoint`` on math rows; writes ``eval.json`` next to it (or to ``out``)."""
+    cfg.model.name = checkpoint
+    cfg.model.lora.enabled = False
+    cfg.check()
+    rows = math_task.load_math(data)
+    loaded = load_model(cfg.model, train=False)
+    loaded.model.eval()
+    e = cfg.eval
+    metrics, samples = evaluate_math(loaded.model, loaded.tokenizer, rows[: e.limit] if e.limit else rows,
+                                     e.max_new_tokens, e.batch_size, e.restarts, cfg.seed)
+    out_dir = Path(out) if out else (Path(checkpoint) if Path(checkpoint).is_dir() else Path(cfg.output_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = {"data": str(data), "checkpoint": checkpoint, **metrics, "samples": samples}
+    write_text_atomic(out_dir / "eval.json", json.dumps(report, indent=2))
+    return metrics
