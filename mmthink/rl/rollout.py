@@ -77,11 +77,13 @@ def generate_rollouts(
     latent_kwargs: Optional[dict] = None,
     generator=None,
     do_sample: bool = True,
+    chunk_inputs: Optional[Callable[[list, Any], dict]] = None,
 ) -> Rollout:
     """``group_size`` completions of each prompt (chat-templated text), rows grouped by prompt.
 
     Generation runs in chunks of ``batch_size`` sequences; a chunk stops when every row emitted an
-    eos token or a stop string, or after ``max_new_tokens``.
+    eos token or a stop string, or after ``max_new_tokens``. ``chunk_inputs(prompt_indices,
+    input_ids)`` adds per-chunk prefill inputs (e.g. an image-text model's pixel values).
     """
     import torch
 
@@ -103,10 +105,12 @@ def generate_rollouts(
     try:
         with torch.no_grad():
             for i in range(0, len(expanded), batch_size):
+                ids = prompt_ids[i : i + batch_size]
+                extra = chunk_inputs([j // group_size for j in range(i, i + len(ids))], ids) if chunk_inputs else {}
                 out = latent_generate(
-                    plain, prompt_ids[i : i + batch_size], prompt_mask[i : i + batch_size], latent, max_new_tokens,
+                    plain, ids, prompt_mask[i : i + batch_size], latent, max_new_tokens,
                     eos, tokenizer.pad_token_id, do_sample=do_sample, temperature=temperature, top_p=top_p,
-                    generator=generator, should_stop=should_stop, **(latent_kwargs or {}),
+                    generator=generator, should_stop=should_stop, **(latent_kwargs or {}), **extra,
                 )
                 chunks.append(out.sequences)
                 steps.append(out.latent_steps)

@@ -7,6 +7,8 @@ from mmthink.config import choice
 from mmthink.errors import UserError
 from mmthink.models.config import ModelConfig
 from mmthink.ops.latent import LATENT_MODES
+from mmthink.rl.config import AdvantageConfig, RLConfig, RolloutConfig
+from mmthink.rl.rewards import RewardSpec
 from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig
 
 LATENT_TOKENS = ["<|latent_start|>", "<|latent_pad|>", "<|latent_end|>"]
@@ -38,6 +40,17 @@ class StageConfig:
     runner: RunnerConfig = field(default_factory=RunnerConfig)
 
 
+def _stage3() -> RLConfig:
+    # GRPO with a format and an accuracy reward in {0, 1} (the paper gives no other setting).
+    return RLConfig(
+        steps=200,
+        prompts_per_step=16,
+        rollout=RolloutConfig(group_size=8, max_new_tokens=64, temperature=1.0),
+        advantage=AdvantageConfig(estimator="grpo", std="group"),
+        rewards=[RewardSpec("vsp_format", 0.5), RewardSpec("vsp_accuracy", 1.0)],
+    )
+
+
 @dataclass
 class MirageEval:
     max_new_tokens: int = 64
@@ -52,12 +65,14 @@ class MirageRecipe:
     method: str = "mirage"
     output_dir: str = "runs/mirage"
     seed: int = 0
-    stages: List[int] = field(default_factory=lambda: [1, 2])  # 1: latent distillation, 2: text-only recurrence
+    # 1: latent distillation, 2: text-only recurrence, 3: GRPO over latent rollouts
+    stages: List[int] = field(default_factory=lambda: [1, 2])
     model: ModelConfig = field(default_factory=lambda: ModelConfig(name="Qwen/Qwen2.5-VL-7B-Instruct"))
     data: MirageData = field(default_factory=MirageData)
     latent: LatentConfig = field(default_factory=LatentConfig)
     stage1: StageConfig = field(default_factory=StageConfig)
     stage2: StageConfig = field(default_factory=StageConfig)
+    stage3: RLConfig = field(default_factory=_stage3)
     eval: MirageEval = field(default_factory=MirageEval)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
@@ -66,25 +81,35 @@ class MirageRecipe:
             raise UserError(f"this recipe is for method '{self.method}', not 'mirage'")
         if not self.data.train_file:
             raise UserError("recipe key 'data.train_file' is required")
-        if not self.stages or any(s not in (1, 2) for s in self.stages) or list(self.stages) != sorted(set(self.stages)):
-            raise UserError(f"recipe key 'stages' must be [1], [2] or [1, 2] (stage 3 is GRPO, not built yet); got {list(self.stages)}")
+        if not self.stages or any(s not in (1, 2, 3) for s in self.stages) or list(self.stages) != sorted(set(self.stages)):
+            raise UserError(f"recipe key 'stages' must be an increasing list drawn from 1, 2, 3; got {list(self.stages)}")
         if self.latent.k < 0:
             raise UserError(f"recipe key 'latent.k' must be >= 0; got {self.latent.k}")
         choice("latent.mode", self.latent.mode, LATENT_MODES)
         if self.latent.max_len < (self.latent.k if self.latent.min_len is None else self.latent.min_len):
             raise UserError("recipe key 'latent.max_len' must be >= latent.min_len (null min_len means latent.k)")
-        if 2 in self.stages and self.model.gradient_checkpointing:
+        if (2 in self.stages or 3 in self.stages) and self.model.gradient_checkpointing:
             # The official reproduction fell from 0.76 to 0.46 with it (their issue #7).
-            raise UserError("model.gradient_checkpointing must be false in stage 2: the latent recurrence "
+            raise UserError("model.gradient_checkpointing must be false in stages 2 and 3: the latent recurrence "
                             "needs gradients through the cached hidden states")
         if self.model.quantization.bits is not None:
             raise UserError("Mirage trains the full LLM (no LoRA in the paper); model.quantization is not supported")
-        if len(self.stages) > 1 and self.stage1.runner.mixed_precision != self.stage2.runner.mixed_precision:
-            # Both stages share one Accelerator, whose precision is fixed when it is created.
-            raise UserError("stage1.runner.mixed_precision and stage2.runner.mixed_precision must be equal")
+        precisions = {f"stage{s}": (self.stage3.mixed_precision if s == 3 else self._stage(s).runner.mixed_precision)
+                      for s in self.stages}
+        if len(set(precisions.values())) > 1:
+            # The stages share one Accelerator, whose precision is fixed when it is created.
+            raise UserError(f"the stages' mixed_precision settings must be equal; got {precisions}")
         self.model.check()
         self.logging.check()
         for stage in self.stages:
-            sc = self.stage1 if stage == 1 else self.stage2
+            if stage == 3:
+                import mmthink.methods.mirage.grpo  # noqa: F401  registers the VSP rewards
+
+                self.stage3.check(world_size)
+                continue
+            sc = self._stage(stage)
             sc.optim.check()
             sc.runner.check(world_size)
+
+    def _stage(self, stage: int) -> StageConfig:
+        return self.stage1 if stage == 1 else self.stage2

@@ -3,7 +3,8 @@
 Flow: check the recipe → read and validate the VSP rows → load the VLM, add the three latent tokens
 (ids looked up from the tokenizer), freeze the vision tower → cache image features and pooled
 helper-image targets → stage 1 (latent distillation) → stage 2 (text-only, latent recurrence) →
-save ``model/`` and evaluate. Each stage is a ``runner.fit`` run in ``output_dir/stageN``; a stage
+stage 3 (GRPO over latent rollouts, ``mmthink.rl``) → save ``model/`` and evaluate. Stages 1 and 2
+are ``runner.fit`` runs, stage 3 a ``train_rl`` run, each in ``output_dir/stageN``; a stage
 whose ``model/`` exists is not run again (its weights are loaded) unless ``runner.resume=never``.
 """
 
@@ -21,10 +22,12 @@ from mmthink.methods.mirage import stages
 from mmthink.methods.mirage.config import LATENT_TOKENS, MirageRecipe
 from mmthink.methods.mirage.data import collate, encode_rows
 from mmthink.methods.mirage.evaluate import evaluate_vsp, flat_metrics
+from mmthink.methods.mirage.grpo import LatentPolicy
 from mmthink.models.loading import is_image_text, load_model
 from mmthink.ops.latent import LatentTokens
 from mmthink.runner import world_size
 from mmthink.runner.checkpoint import save_final
+from mmthink.rl.trainer import RLTask, rl_runner_config, train_rl
 from mmthink.runner.loop import Task, fit, make_accelerator
 from mmthink.runner.tracking import write_text_atomic
 from mmthink.tasks.vsp import validate_vsp_row
@@ -47,16 +50,16 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
     train_file = Path(cfg.data.train_file)
     rows = list(load_rows(train_file, validate_vsp_row, cfg.data.limit))
     eval_rows = list(load_rows(cfg.data.eval_file, validate_vsp_row)) if cfg.data.eval_file else None
-    first = cfg.stage1 if cfg.stages[0] == 1 else cfg.stage2
-    accelerator = make_accelerator(first.runner)
+    accelerator = make_accelerator(rl_runner_config(cfg.stage3) if cfg.stages[0] == 3 else cfg._stage(cfg.stages[0]).runner)
     loaded = _load_vlm(cfg, train=True)
     model, tok, proc = loaded.model, loaded.tokenizer, loaded.image_processor
     latent = LatentTokens.from_tokenizer(tok)
     k = cfg.latent.k
     if cfg.model.device_map is None:
         model.to(accelerator.device)  # encode images on the accelerator; prepare() would move it anyway
+    supervised = [s for s in cfg.stages if s != 3]
     examples = encode_rows(rows, train_file.parent, model, tok, proc, k, (latent.start, latent.pad, latent.end),
-                           cfg.data.max_length)
+                           cfg.data.max_length) if supervised else []
     image_id = model.config.image_token_id
     out_dir = Path(cfg.output_dir)
 
@@ -66,8 +69,8 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
         return flat_metrics(report)
 
     metrics: dict = {}
-    for stage in cfg.stages:
-        sc = cfg.stage1 if stage == 1 else cfg.stage2
+    for stage in supervised:
+        sc = cfg._stage(stage)
         stage_dir = out_dir / f"stage{stage}"
         if sc.runner.resume != "never" and (stage_dir / "model" / "config.json").is_file():
             from accelerate.utils import load_checkpoint_in_model
@@ -85,6 +88,13 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
         save_final(accelerator, model, (tok, proc), stage_dir)
         model = accelerator.unwrap_model(model)
         accelerator.free_memory()
+    if 3 in cfg.stages:
+        policy = LatentPolicy(tok, proc, train_file.parent, latent, cfg.latent.max_len,
+                              k if cfg.latent.min_len is None else cfg.latent.min_len)
+        task = RLTask(rows, prompt=lambda r: r.get("text_input", ""), evaluate=evaluate if eval_rows is not None else None,
+                      rollout=policy.rollout, logits=policy.logits, name="mirage-stage3")
+        metrics = train_rl(model, tok, task, cfg.stage3, cfg.logging, out_dir / "stage3", cfg.seed, accelerator,
+                           config_yaml=to_yaml(cfg), command=command)
     save_final(accelerator, model, (tok, proc), out_dir)
     return metrics
 
