@@ -7,6 +7,7 @@ import pytest
 
 TINY = "recipes/tiny/sft.yaml"
 MIRAGE = "recipes/tiny/mirage.yaml"
+SATORI = "recipes/tiny/satori.yaml"
 
 
 def _write(path, text):
@@ -43,6 +44,8 @@ def _files(tmp_path):
         "existing": lambda: _write(tmp_path / "sft.yaml", "x: 1\n"),
         "not_ckpt": lambda: (tmp_path / "notckpt").mkdir() or tmp_path / "notckpt",
         "vsp_train": lambda: _vsp(tmp_path),
+        "math_rows": lambda: _write(tmp_path / "math.jsonl", '{"question": "1 + 1?", "answer": "2"}\n'),
+        "tmp": lambda: tmp_path,
         "vsp_bad": lambda: _write(tmp_path / "bad_vsp.jsonl", '{"text_input": "<image> go", "image_input": "a.png", '
                                   '"map_id": 1, "map_desc": [[1, 0], [0, 0]]}\n'),
     }
@@ -65,8 +68,8 @@ def _abs(rel):
 # "{out}" to the run folder that must stay absent.
 CASES = [
     ("unknown-method", ["train", "foo", "--recipe", TINY], "unknown method 'foo'"),
-    ("train-not-built", ["train", "satori", "--recipe", TINY], "'train satori' is not implemented yet"),
-    ("eval-not-built", ["eval", "satori", "--checkpoint", "x", "--data", "y"], "not implemented yet"),
+    ("train-not-built", ["train", "tango", "--recipe", TINY], "'train tango' is not implemented yet"),
+    ("eval-not-built", ["eval", "tango", "--checkpoint", "x", "--data", "y"], "not implemented yet"),
     ("serve-not-built", ["serve"], "'serve'"),
     ("calibrate-not-built", ["calibrate", "--recipe", "x"], "not implemented yet"),
     ("fair-not-built", ["fair"], "not implemented yet"),
@@ -112,8 +115,23 @@ CASES = [
     ("eval-missing-checkpoint", ["eval", "sft", "--checkpoint", "./runs/none/model", "--data", "data/toy/arith_eval.jsonl"],
      "model path not found"),
     ("mirage-grad-ckpt-stage2", ["train", "mirage", "--recipe", MIRAGE, "model.gradient_checkpointing=true"],
-     "gradient_checkpointing must be false in stage 2"),
-    ("mirage-stage3", ["train", "mirage", "--recipe", MIRAGE, "stages=[1,3]"], "recipe key 'stages' must be"),
+     "gradient_checkpointing must be false in stages 2 and 3"),
+    ("mirage-stages-order", ["train", "mirage", "--recipe", MIRAGE, "stages=[3,1]"], "recipe key 'stages' must be"),
+    ("mirage-stage3-unknown-reward", ["train", "mirage", "--recipe", MIRAGE, "stages=[3]",
+                                      "stage3.rewards=[{name: nope}]"], "unknown reward 'nope'"),
+    ("mirage-stage3-group", ["train", "mirage", "--recipe", MIRAGE, "stages=[3]", "stage3.rollout.group_size=1"],
+     "GRPO needs rl.rollout.group_size >= 2"),
+    ("satori-bad-stage", ["train", "satori", "--recipe", SATORI, "stages=[rl,format]"], "recipe key 'stages' must be"),
+    ("satori-bad-demos", ["train", "satori", "--recipe", SATORI, "format.demos=fancy"], "'format.demos' must be one of"),
+    ("satori-rae-ratio", ["train", "satori", "--recipe", SATORI, "rae.ratio=2"], "'rae.ratio' must be in [0, 1]"),
+    ("satori-estimator", ["train", "satori", "--recipe", SATORI, "rl.advantage.estimator=a2c"],
+     "'rl.advantage.estimator' must be one of"),
+    ("satori-missing-data", ["train", "satori", "--recipe", SATORI, "data.train_file=nope.jsonl"],
+     "data file not found: nope.jsonl"),
+    ("data-coat-missing", ["data", "coat", "--in", "nope.jsonl", "--out", "x.jsonl"], "data file not found: nope.jsonl"),
+    ("data-coat-bad-mix", ["data", "coat", "--in", "{math_rows}", "--out", "x.jsonl", "--mix", "reflect"],
+     "--mix entries look like"),
+    ("data-math-bad-level", ["data", "math", "--out", "{tmp}/m", "--levels", "9"], "level"),
     ("mirage-latent-mode", ["train", "mirage", "--recipe", MIRAGE, "latent.mode=random"], "'latent.mode' must be one of"),
     ("mirage-text-model", ["train", "mirage", "--recipe", MIRAGE, "model.name=tiny-llama", "data.train_file={vsp_train}",
                            "data.eval_file=null"],
@@ -136,7 +154,7 @@ def test_user_error(cli, tmp_path, case_id, argv, expected):
             if "{" + name + "}" in a:
                 a = a.replace("{" + name + "}", str(make()))
         args.append(a)
-    if args[0] == "train" and args[1] in ("sft", "mirage"):
+    if args[0] == "train" and args[1] in ("sft", "mirage", "satori"):
         args.append(f"output_dir={out}")
     res = cli(*args)
     assert res.exit_code == 2, (res.exit_code, res.stdout, res.stderr, res.exception)
