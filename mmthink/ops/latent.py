@@ -85,7 +85,11 @@ def sample_next(logits, do_sample: bool, temperature: float, top_p: float, gener
         keep = (sorted_p.cumsum(-1) - sorted_p) < top_p
         sorted_p = sorted_p * keep
         probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p)
-    return torch.multinomial(probs / probs.sum(-1, keepdim=True), 1, generator=generator).squeeze(-1)
+    # Inverse-CDF sampling, one uniform per row: the same distribution as torch.multinomial, at a
+    # fraction of its cost on 50k-token vocabularies. right=True never picks a zero-probability token.
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).clamp(max=probs.shape[-1] - 1).squeeze(-1)
 
 
 def _latent_input(mode: str, hidden, targets, count, generator):

@@ -170,15 +170,47 @@ def sequence_inputs(rollout: Rollout, rows=slice(None)):
     return ids, att, pos
 
 
+def row_indices(rollout: Rollout, rows):
+    """``rows`` (a slice or an index tensor) as a tensor of row indices."""
+    import torch
+
+    if isinstance(rows, slice):
+        return torch.arange(rollout.completion_ids.shape[0], device=rollout.completion_ids.device)[rows]
+    return rows
+
+
 def completion_logits(model, rollout: Rollout, rows, temperature: float = 1.0):
     """Logits / T at the positions that predict each completion token of ``rows``: (n, T, V).
 
-    ``logits_to_keep`` makes the LM head run over the completion only.
+    Rows that share a prompt (a GRPO group) share its forward: each distinct prompt runs once, its KV
+    cache is gathered out to its rows (differentiably, so the prompt's gradient sums over them), and
+    the completions run on top. Otherwise prompt + completion run as one sequence. ``logits_to_keep``
+    keeps the LM head to the completion positions either way.
     """
-    ids, att, pos = sequence_inputs(rollout, rows)
+    import torch
+
+    idx = row_indices(rollout, rows)
     t = rollout.completion_ids.shape[1]
-    logits = model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=False, logits_to_keep=t + 1).logits
-    return logits[:, :-1].float() / temperature
+    unique, inverse = torch.unique(rollout.prompt_index[idx], return_inverse=True)
+    if len(unique) == len(idx):
+        ids, att, pos = sequence_inputs(rollout, idx)
+        logits = model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=False,
+                       logits_to_keep=t + 1).logits[:, :-1]
+    else:
+        first = torch.zeros(len(unique), dtype=torch.long, device=idx.device).scatter_(0, inverse, idx)
+        p_mask = rollout.prompt_mask[first]
+        out = model(input_ids=rollout.prompt_ids[first], attention_mask=p_mask,
+                    position_ids=(p_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        cache.batch_select_indices(inverse)
+        start = p_mask.sum(-1)[inverse, None]
+        pos = start + torch.arange(t, device=idx.device)[None]
+        att = torch.cat([rollout.prompt_mask[idx], rollout.attention[idx]], dim=1)
+        rest = model(input_ids=rollout.completion_ids[idx], attention_mask=att, position_ids=pos, cache=cache,
+                     use_cache=True, logits_to_keep=t).logits
+        logits = torch.cat([out.logits[inverse], rest[:, :-1]], dim=1)
+    logits = logits.float()
+    return logits / temperature if temperature != 1.0 else logits
 
 
 def micro_batches(n: int, size: int):

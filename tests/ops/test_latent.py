@@ -164,3 +164,16 @@ def test_min_latent_holds_the_block_open_until_reached(text_lm):
     assert _decode(wrapped, tok, lt, enc, min_latent=0).latent_steps.item() == 0  # the official rule
     held = _decode(wrapped, tok, lt, enc, min_latent=2)
     assert held.latent_steps.item() == 2 and held.sequences[0, :3].tolist() == [lt.pad, lt.pad, lt.end]
+
+
+def test_sample_next_follows_the_distribution():
+    # Inverse-CDF sampling: empirical frequencies match softmax(logits / T); zero-probability never drawn.
+    probs = torch.tensor([[0.5, 0.0, 0.3, 0.2]])
+    logits = probs.clamp(min=1e-30).log().expand(4000, -1)
+    g = torch.Generator().manual_seed(0)
+    draws = sample_next(logits, True, 1.0, 1.0, g)
+    freq = torch.bincount(draws, minlength=4).float() / 4000
+    assert freq[1] == 0
+    torch.testing.assert_close(freq, probs[0], atol=0.03, rtol=0)
+    hot = sample_next(torch.tensor([[2.0, 0.0]]).expand(4000, -1), True, 0.5, 1.0, g)  # T=0.5: p0 = 1/(1+e^-4)
+    assert abs((hot == 0).float().mean().item() - 1 / (1 + torch.exp(torch.tensor(-4.0)).item())) < 0.02

@@ -100,3 +100,37 @@ def test_rewards_are_weighted_and_logged_each():
         check_rewards([RewardSpec("nope")])
     for k in ("test_len", "test_const"):
         REWARDS.pop(k)
+
+
+def test_shared_prompt_forward_matches_the_full_sequence(tiny):
+    # Groups share one prompt forward; the logits (and so the log-probs) equal the one-sequence pass.
+    model, tok = tiny
+    g = torch.Generator().manual_seed(1)
+    ro = generate_rollouts(model, tok, _prompts(tok, 3), group_size=3, max_new_tokens=7, generator=g)
+    distinct = ro.prompt_index.clone()
+    ro_alone = type(ro)(**{**ro.__dict__, "prompt_index": torch.arange(9)})  # every row its own prompt
+    with torch.no_grad():
+        full = completion_logits(model, ro_alone, slice(None))
+        shared = completion_logits(model, ro, slice(None))
+        mixed = completion_logits(model, ro, torch.tensor([4, 0, 3, 8]))  # shuffled rows, groups split
+    assert (ro.prompt_index == distinct).all()
+    m = ro.mask[..., None].bool()
+    torch.testing.assert_close(shared.masked_fill(~m, 0), full.masked_fill(~m, 0), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(mixed.masked_fill(~m[[4, 0, 3, 8]], 0), full[[4, 0, 3, 8]].masked_fill(~m[[4, 0, 3, 8]], 0),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_shared_prompt_forward_gives_the_same_gradient():
+    loaded = load_model(ModelConfig(name="tiny-llama"))
+    model, tok = loaded.model, loaded.tokenizer
+    ro = generate_rollouts(model, tok, _prompts(tok, 2), group_size=3, max_new_tokens=5,
+                           generator=torch.Generator().manual_seed(2))
+    ro_alone = type(ro)(**{**ro.__dict__, "prompt_index": torch.arange(6)})
+    grads = []
+    for r in (ro, ro_alone):
+        model.zero_grad()
+        logp = losses.token_logprobs(completion_logits(model, r, slice(None)), r.completion_ids)
+        (logp * r.mask).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
