@@ -194,3 +194,13 @@ def test_real_process_exit_code_and_single_line(tmp_path):
     )
     assert res.returncode == 2
     assert res.stderr.strip() == "mmthink: error: unknown override key 'optim.lrr' (did you mean 'optim.lr'?)"
+
+
+@pytest.mark.parametrize("method,recipe", [("sft", TINY), ("satori", SATORI), ("mirage", MIRAGE)])
+def test_a_run_never_overwrites_the_checkpoint_it_starts_from(cli, tmp_path, method, recipe):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "keep").write_text("x")
+    res = cli("train", method, "--recipe", recipe, f"model.name={tmp_path / 'model'}", f"output_dir={tmp_path}",
+              "data.train_file=x.jsonl")
+    assert res.exit_code == 2 and "would be overwritten" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

@@ -55,6 +55,13 @@ class ModelConfig:
         if not self.name:
             raise UserError("recipe key 'model.name' is empty")
 
+    def check_output(self, output_dir: str) -> None:
+        """Refuse a run whose final ``model/`` would replace the checkpoint it starts from."""
+        final = os.path.realpath(os.path.join(output_dir, "model"))
+        if os.path.isdir(self.name) and os.path.realpath(self.name) == final:
+            raise UserError(f"model.name={self.name} is this run's own output ({output_dir}/model) and would be "
+                            "overwritten; set output_dir to a new folder")
+
 
 def _sharding_strategy() -> Optional[str]:
     """FSDP or DeepSpeed ZeRO-3 when ``accelerate launch`` set them up for this process."""

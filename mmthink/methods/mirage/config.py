@@ -100,6 +100,7 @@ class MirageRecipe:
             # The stages share one Accelerator, whose precision is fixed when it is created.
             raise UserError(f"the stages' mixed_precision settings must be equal; got {precisions}")
         self.model.check()
+        self.model.check_output(self.output_dir)
         self.logging.check()
         for stage in self.stages:
             if stage == 3:

@@ -110,6 +110,7 @@ class SatoriRecipe:
         missing = [t for t in META_TOKENS if t not in self.model.special_tokens]
         self.model.special_tokens = list(self.model.special_tokens) + missing
         self.model.check()
+        self.model.check_output(self.output_dir)
         self.logging.check()
         if "format" in self.stages:
             self.format.optim.check()

@@ -44,6 +44,7 @@ class SFTRecipe:
         if self.data.max_length < 2:
             raise UserError(f"recipe key 'data.max_length' must be >= 2; got {self.data.max_length}")
         self.model.check()
+        self.model.check_output(self.output_dir)
         self.optim.check()
         self.runner.check(world_size)
         self.logging.check()
