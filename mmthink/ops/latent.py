@@ -128,6 +128,7 @@ def latent_generate(
     generator=None,
     return_inputs: bool = False,
     should_stop=None,
+    shared_prefix: int = 1,
     **vision_inputs,
 ) -> LatentOutput:
     """Decode a left-padded batch with latent tokens; see the module docstring.
@@ -138,6 +139,8 @@ def latent_generate(
     ``<|latent_end|>`` is honoured once ``min_latent`` vectors of the block were fed.
     ``latent=None`` decodes plain text (any causal LM). ``should_stop(tokens)`` (tokens: (B, t) ids
     so far) returns a (B,) bool of rows to finish after their last token (e.g. on a stop string).
+    ``shared_prefix=G`` says rows come in runs of G identical prompts (a GRPO group): each prompt is
+    prefilled once and its cache repeated G times (text-only inputs).
     """
     import torch
     from transformers import DynamicCache
@@ -153,11 +156,15 @@ def latent_generate(
     head = model.get_output_embeddings()
     cache = DynamicCache(config=model.config)
 
-    pos, next_pos = prefill_positions(model, input_ids, attention_mask, vision_inputs.get("image_grid_thw"),
+    g = shared_prefix if shared_prefix > 1 and not vision_inputs and batch % shared_prefix == 0 else 1
+    pos, next_pos = prefill_positions(model, input_ids[::g], attention_mask[::g], vision_inputs.get("image_grid_thw"),
                                       vision_inputs.get("mm_token_type_ids"))
-    out = model.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos, cache=cache,
+    out = model.model(input_ids=input_ids[::g], attention_mask=attention_mask[::g], position_ids=pos, cache=cache,
                       use_cache=True, **vision_inputs)
     hidden = out.last_hidden_state[:, -1]
+    if g > 1:
+        cache.batch_repeat_interleave(g)
+        hidden, next_pos = hidden.repeat_interleave(g, dim=0), next_pos.repeat_interleave(g, dim=0)
 
     in_latent = input_ids[:, -1] == latent.start  # the last input opened (or continues) a latent block
     n_latent = torch.zeros(batch, dtype=torch.long, device=device)  # vectors fed, all blocks

@@ -81,7 +81,8 @@ def generate_rollouts(
 ) -> Rollout:
     """``group_size`` completions of each prompt (chat-templated text), rows grouped by prompt.
 
-    Generation runs in chunks of ``batch_size`` sequences; a chunk stops when every row emitted an
+    Generation runs in chunks of ``batch_size`` sequences (a multiple of ``group_size`` lets a group
+    prefill its prompt once); a chunk stops when every row emitted an
     eos token or a stop string, or after ``max_new_tokens``. ``chunk_inputs(prompt_indices,
     input_ids)`` adds per-chunk prefill inputs (e.g. an image-text model's pixel values).
     """
@@ -110,7 +111,8 @@ def generate_rollouts(
                 out = latent_generate(
                     plain, ids, prompt_mask[i : i + batch_size], latent, max_new_tokens,
                     eos, tokenizer.pad_token_id, do_sample=do_sample, temperature=temperature, top_p=top_p,
-                    generator=generator, should_stop=should_stop, **(latent_kwargs or {}), **extra,
+                    generator=generator, should_stop=should_stop, shared_prefix=group_size if not extra else 1,
+                    **(latent_kwargs or {}), **extra,
                 )
                 chunks.append(out.sequences)
                 steps.append(out.latent_steps)

@@ -177,3 +177,16 @@ def test_sample_next_follows_the_distribution():
     torch.testing.assert_close(freq, probs[0], atol=0.03, rtol=0)
     hot = sample_next(torch.tensor([[2.0, 0.0]]).expand(4000, -1), True, 0.5, 1.0, g)  # T=0.5: p0 = 1/(1+e^-4)
     assert abs((hot == 0).float().mean().item() - 1 / (1 + torch.exp(torch.tensor(-4.0)).item())) < 0.02
+
+
+def test_shared_prefix_prefill_decodes_the_same(text_lm):
+    # Groups of identical prompts prefilled once and repeated: the same greedy output as separate prefills.
+    model, tok, lt = text_lm
+    tok.padding_side = "left"
+    enc = tok(["a b", "a b", "c d e f", "c d e f"], return_tensors="pt", padding=True)
+    eos = [tok.eos_token_id]
+    with torch.no_grad():
+        alone = latent_generate(model, enc["input_ids"], enc["attention_mask"], lt, 6, eos, tok.pad_token_id)
+        shared = latent_generate(model, enc["input_ids"], enc["attention_mask"], lt, 6, eos, tok.pad_token_id,
+                                 shared_prefix=2)
+    assert shared.sequences.tolist() == alone.sequences.tolist()
