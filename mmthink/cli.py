@@ -27,6 +27,9 @@ recipes_app = typer.Typer(help="List, show and copy the shipped recipes.", no_ar
 app.add_typer(recipes_app, name="recipes")
 data_app = typer.Typer(help="Generate task data procedurally.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+calibrate_app = typer.Typer(help="Thermometer: calibrate an LM across tasks, apply it to new ones.",
+                            no_args_is_help=True)
+app.add_typer(calibrate_app, name="calibrate")
 
 OVERRIDES = typer.Argument(None, help="Recipe overrides, e.g. optim.lr=1e-5 runner.max_steps=10", show_default=False)
 
@@ -78,6 +81,19 @@ def _load_cfg(method: str, action: str, recipe: Optional[str], overrides: List[s
     return cfg, entry
 
 
+def _load_schema(schema_path: str, method: str, recipe: Optional[str], overrides: List[str]):
+    """A recipe for a command outside ``train``/``eval`` (its schema named by import path)."""
+    from mmthink.config import build, load_recipe, parse_overrides
+    from mmthink.registry import load
+
+    schema = load(schema_path)
+    cfg = load_recipe(_recipe_path(recipe), overrides or [], schema) if recipe else \
+        build(schema, parse_overrides(overrides or [], schema))
+    if getattr(cfg, "method", method) != method:
+        raise UserError(f"recipe {recipe} is for method '{cfg.method}', not '{method}'")
+    return cfg
+
+
 def _quiet_hub_bars() -> None:
     import os
 
@@ -121,6 +137,54 @@ def eval_(
     _quiet_hub_bars()
     metrics = entry(cfg, checkpoint, data, out)
     _print_table(f"{method} eval of {Path(checkpoint).name} on {Path(data).name}", metrics)
+
+
+THERMOMETER = "mmthink.methods.thermometer.config:ThermometerRecipe"
+RECIPE_OPTION = typer.Option(None, "--recipe", "-r", help="Recipe YAML (default: built-in defaults)")
+
+
+@calibrate_app.command("features")
+@user_errors
+def calibrate_features(recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[List[str]] = OVERRIDES):
+    """Run the LM over every task and store last-token states and option-letter logits (resumable)."""
+    from mmthink.methods.thermometer.recipe import extract
+
+    cfg = _load_schema(THERMOMETER, "thermometer", recipe, overrides)
+    _quiet_hub_bars()
+    summary = extract(cfg, ["mmthink"] + sys.argv[1:])
+    _print_table("features: accuracy of the argmax option per task",
+                 {t: s["accuracy"] for t, s in summary.items()})
+
+
+@calibrate_app.command("fit")
+@user_errors
+def calibrate_fit(recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[List[str]] = OVERRIDES):
+    """Train the Thermometer calibrator on all tasks; with eval.loto, the leave-one-task-out table."""
+    from mmthink.methods.thermometer.recipe import fit
+
+    cfg = _load_schema(THERMOMETER, "thermometer", recipe, overrides)
+    result = fit(cfg, ["mmthink"] + sys.argv[1:])
+    typer.echo(f"calibrator: {result['calibrator']} (best step {result['best_step']}, "
+               f"validation NLL {result['best_val_nll']:.4f})")
+
+
+@calibrate_app.command("apply")
+@user_errors
+def calibrate_apply(
+    calibrator: str = typer.Option(..., "--calibrator", help="Calibrator folder (output_dir/calibrator)"),
+    features: str = typer.Option(..., "--features", help="A task's features (.safetensors from calibrate features)"),
+    out: Optional[str] = typer.Option(None, "--out", help="JSON file for the temperature and probabilities"),
+):
+    """One temperature for a new task from its unlabelled prompts; before/after metrics when labelled."""
+    from mmthink.methods.thermometer.recipe import apply
+
+    result = apply(calibrator, features, out)
+    flat = {"temperature": result["temperature"], "n": result["n"]}
+    for when in ("uncalibrated", "calibrated"):
+        for k in ("ece", "nll", "brier", "accuracy"):
+            if when in result:
+                flat[f"{when}/{k}"] = result[when][k]
+    _print_table(f"calibrate apply: {result['task']}", flat)
 
 
 def _print_table(title: str, metrics: dict) -> None:
