@@ -30,6 +30,9 @@ app.add_typer(data_app, name="data")
 calibrate_app = typer.Typer(help="Thermometer: calibrate an LM across tasks, apply it to new ones.",
                             no_args_is_help=True)
 app.add_typer(calibrate_app, name="calibrate")
+fair_app = typer.Typer(help="Fair predictors when the sensitive attribute is mostly unknown (robust IB).",
+                       no_args_is_help=True)
+app.add_typer(fair_app, name="fair")
 
 OVERRIDES = typer.Argument(None, help="Recipe overrides, e.g. optim.lr=1e-5 runner.max_steps=10", show_default=False)
 
@@ -185,6 +188,91 @@ def calibrate_apply(
             if when in result:
                 flat[f"{when}/{k}"] = result[when][k]
     _print_table(f"calibrate apply: {result['task']}", flat)
+
+
+FAIR = "mmthink.methods.fair.config:FairRecipe"
+
+
+def _fair_cfg(recipe, data, target, sensitive, features, epsilon, algorithm, out, overrides):
+    """The fair recipe with the command's flags applied as overrides (flags win over the recipe)."""
+    flags = {"data.path": data, "data.target": target, "data.sensitive": sensitive, "epsilon": epsilon,
+             "algorithm": algorithm, "output_dir": out}
+    extra = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    if features is not None:
+        extra.append(f"data.features=[{','.join(_list(features, '--features'))}]")
+    return _load_schema(FAIR, "fair", recipe, extra + list(overrides or []))
+
+
+@fair_app.command("fit")
+@user_errors
+def fair_fit(
+    data: Optional[str] = typer.Option(None, "--data", help="CSV or Parquet table"),
+    target: Optional[str] = typer.Option(None, "--target", help="target column"),
+    sensitive: Optional[str] = typer.Option(None, "--sensitive", help="sensitive column (may be mostly empty)"),
+    features: Optional[str] = typer.Option(None, "--features", help="comma-separated feature columns (default: all other numeric)"),
+    epsilon: Optional[float] = typer.Option(None, "--epsilon", help="fairness budget I(S;Ŷ) <= epsilon (nats)"),
+    algorithm: Optional[str] = typer.Option(None, "--method", help="gaussian | robust | bootstrap"),
+    out: Optional[str] = typer.Option(None, "--out", help="output folder (output_dir)"),
+    recipe: Optional[str] = RECIPE_OPTION,
+    overrides: Optional[List[str]] = OVERRIDES,
+):
+    """Fit a fair predictor; report utility, violation on rows with known S, and the guarantee."""
+    from mmthink.methods.fair.recipe import fit
+
+    cfg = _fair_cfg(recipe, data, target, sensitive, features, epsilon, algorithm, out, overrides)
+    summary = fit(cfg, ["mmthink"] + sys.argv[1:])
+    _print_table(f"fair fit ({cfg.algorithm}, eps={cfg.epsilon}) -> {cfg.output_dir}/predictor", summary)
+
+
+@fair_app.command("curve")
+@user_errors
+def fair_curve(
+    data: Optional[str] = typer.Option(None, "--data", help="CSV or Parquet table"),
+    target: Optional[str] = typer.Option(None, "--target"),
+    sensitive: Optional[str] = typer.Option(None, "--sensitive"),
+    features: Optional[str] = typer.Option(None, "--features"),
+    epsilon: Optional[float] = typer.Option(None, "--epsilon"),
+    out: Optional[str] = typer.Option(None, "--out"),
+    recipe: Optional[str] = RECIPE_OPTION,
+    overrides: Optional[List[str]] = OVERRIDES,
+):
+    """Utility and violation against the number of S-labelled rows (JSON + PNG), per algorithm."""
+    from mmthink.methods.fair.recipe import curve
+
+    cfg = _fair_cfg(recipe, data, target, sensitive, features, epsilon, None, out, overrides)
+    curves = curve(cfg, ["mmthink"] + sys.argv[1:])
+    flat = {}
+    for m, rows in curves["methods"].items():
+        for n, u, v in zip(curves["n"], rows["utility"], rows["violation"]):
+            flat[f"{m} n={n} utility / violation"] = f"{u:.4f} / {v:.4f}"
+    _print_table(f"fair curve -> {cfg.output_dir}/value_of_labels.png", flat)
+
+
+@fair_app.command("data")
+@user_errors
+def fair_data(
+    which: str = typer.Argument(..., help="diabetes (scikit-learn's bundled table) or synthetic (Gaussian)"),
+    out: str = typer.Option("data/fair", "--out"),
+    n_labelled: Optional[int] = typer.Option(None, "--n-labelled", help="rows that keep their sensitive value"),
+    n: int = typer.Option(5000, "--n", help="synthetic: rows"),
+    d: int = typer.Option(5, "--d", help="synthetic: features"),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Write a table for `mmthink fair fit`: diabetes (sex column) or a synthetic Gaussian one."""
+    from mmthink.methods.fair.data import export_diabetes, gaussian_table
+
+    if which == "diabetes":
+        path = export_diabetes(Path(out), n_labelled, "sex", seed)
+    elif which == "synthetic":
+        table = gaussian_table(n, d, n_labelled if n_labelled is not None else n // 10, seed)
+        path = Path(out) / "synthetic.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        table.frame.to_csv(tmp, index=False)
+        tmp.replace(path)
+    else:
+        raise UserError(f"fair data: expected diabetes or synthetic; got {which!r}")
+    typer.echo(f"wrote {path}")
 
 
 def _print_table(title: str, metrics: dict) -> None:

@@ -47,7 +47,6 @@ METHODS: dict[str, Optional[Method]] = {
 # Commands of the mission that are not methods of ``train``/``eval``.
 COMMANDS_NOT_BUILT = {
     "serve": "OpenAI-style HTTP server",
-    "fair": "robust fair information bottleneck",
     "video-explore": "VCA video exploration",
 }
 
