@@ -302,7 +302,7 @@ def _kind(path: Path) -> str:
 
 
 def extract_all(model_cfg, task_files: list, out_dir, batch_size: int = 16, limit: Optional[int] = None,
-                chat: bool = True, scoring: str = "letters", chunk_size: int = 256, progress: str = "auto") -> dict:
+                chat: bool = True, chunk_size: int = 256, progress: str = "auto", scoring: str = "letters") -> dict:
     """Load the model once and extract every task file into ``out_dir/<file stem>.safetensors``.
 
     Multiple-choice files hold ``{"task", "question", "options", "answer": int}`` rows, free-form files
