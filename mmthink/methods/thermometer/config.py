@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from mmthink.config import choice
 from mmthink.errors import UserError
 from mmthink.methods.thermometer.fit import ThermometerConfig
 from mmthink.models.config import ModelConfig
@@ -14,6 +15,7 @@ class CalibrationData:
     tasks_dir: str = ""  # folder of task JSONL files (one task a file); empty: the tasks shipped in assets/mcq
     tasks: List[str] = field(default_factory=list)  # file stems to use; empty: every file of the folder
     limit: Optional[int] = None  # questions per task
+    freeform: bool = True  # also the free-form QA tasks of <tasks_dir>/freeform (as Yes/No questions)
 
 
 @dataclass
@@ -21,6 +23,9 @@ class FeatureSettings:
     dir: str = ""  # where per-task features go; empty: <output_dir>/features
     batch_size: int = 16
     chat: bool = True  # wrap the question in the model's chat template
+    # letters: next-token logits of the option letters (the paper; large LMs); cloze: log-likelihood of each
+    # option's text after "Answer:" (small LMs, which answer every question with the same letter)
+    scoring: str = "letters"
     chunk_size: int = 256  # rows per resumable part file
 
 
@@ -48,6 +53,7 @@ class ThermometerRecipe:
             raise UserError(f"this recipe is for method '{self.method}', not 'thermometer'")
         if self.features.batch_size < 1 or self.features.chunk_size < 1:
             raise UserError("recipe keys 'features.batch_size' and 'features.chunk_size' must be >= 1")
+        choice("features.scoring", self.features.scoring, ["letters", "cloze"])
         if self.eval.n_bins < 1:
             raise UserError(f"recipe key 'eval.n_bins' must be >= 1; got {self.eval.n_bins}")
         self.model.check()

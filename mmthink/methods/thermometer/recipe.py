@@ -29,6 +29,8 @@ def task_files(cfg: ThermometerRecipe) -> list[Path]:
     if not folder.is_dir():
         raise UserError(f"task folder not found: {folder}")
     files = sorted(folder.glob("*.jsonl"))
+    if cfg.data.freeform and (folder / "freeform").is_dir():
+        files += sorted((folder / "freeform").glob("*.jsonl"))
     if cfg.data.tasks:
         by_stem = {p.stem: p for p in files}
         missing = [t for t in cfg.data.tasks if t not in by_stem]
@@ -47,7 +49,7 @@ def extract(cfg: ThermometerRecipe, command: Sequence[str] = ()) -> dict:
     files = task_files(cfg)
     f = cfg.features
     return extract_all(cfg.model, files, features_dir(cfg), f.batch_size, cfg.data.limit, f.chat, f.chunk_size,
-                       cfg.logging.progress)
+                       cfg.logging.progress, scoring=f.scoring)
 
 
 def fit(cfg: ThermometerRecipe, command: Sequence[str] = ()) -> dict:

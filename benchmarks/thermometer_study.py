@@ -1,0 +1,80 @@
+"""Toy-scale Thermometer study: leave-one-task-out calibration of SmolLM2-135M-Instruct.
+
+Extracts features for every multiple-choice task shipped in assets/mcq (recipes/tiny/thermometer.yaml),
+then, for each task held out in turn, trains Thermometer on the others and calibrates the held-out
+task from its unlabelled prompts; beside it vanilla (T = 1), TS-CV (one temperature fitted on the
+other tasks' labels) and oracle TS (fitted on the task's own labels). Also times the calibrator
+against the LM forward on the same prompts. Writes the table into docs/results.md between markers.
+
+Usage: python benchmarks/thermometer_study.py [--out runs/thermometer-study] [--steps 1500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BEGIN, END = "<!-- thermometer-study:begin -->", "<!-- thermometer-study:end -->"
+
+
+def mmthink(*args) -> None:
+    subprocess.run([sys.executable, "-m", "mmthink.cli", *map(str, args)], check=True, stdout=subprocess.DEVNULL)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="runs/thermometer-study")
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--results", default="docs/results.md")
+    args = ap.parse_args()
+    out, t0 = Path(args.out), time.time()
+    common = ["--recipe", "recipes/tiny/thermometer.yaml", f"output_dir={out}", "logging.progress=none"]
+    mmthink("calibrate", "features", *common)
+    t_features = time.time() - t0
+    mmthink("calibrate", "fit", *common, f"thermometer.steps={args.steps}")
+    report = json.loads((out / "loto.json").read_text())
+    summary = json.loads((out / "features" / "extract_summary.json").read_text())["tasks"]
+    metrics = ["ece", "mce", "tl_ece", "nll", "brier", "accuracy"]
+    names = {"vanilla": "vanilla (T = 1)", "ts_cv": "TS-CV (other tasks' labels)", "thermometer": "Thermometer",
+             "oracle_ts": "oracle TS (own labels)"}
+    table = ["| method | " + " | ".join(m.upper() if m != "tl_ece" else "TL-ECE" for m in metrics) + " |",
+             "|---|" + "---|" * len(metrics)]
+    for method, row in report["mean"].items():
+        table.append(f"| {names.get(method, method)} | " + " | ".join(f"{row[m]:.4f}" for m in metrics) + " |")
+    wins = sum(report["tasks"][t]["thermometer"]["ece"] < report["tasks"][t]["vanilla"]["ece"] for t in report["tasks"])
+    temps = {t: report["tasks"][t]["oracle_ts"].get("temperature") for t in report["tasks"]}
+    acc = ", ".join(f"{t} {s['accuracy']:.2f}" for t, s in sorted(summary.items()))
+    section = "\n".join([
+        BEGIN,
+        "## Thermometer on SmolLM2-135M-Instruct (toy scale)",
+        "",
+        f"Command: `python benchmarks/thermometer_study.py --steps {args.steps}` ({time.time() - t0:.0f} s, of which "
+        f"{t_features:.0f} s feature extraction). {len(report['tasks'])} tasks shipped in `assets/mcq` "
+        "(procedural or compiled facts, see its README), leave-one-task-out, mean over held-out tasks, 10 bins. "
+        f"Thermometer's ECE is below vanilla's on {wins} of {len(report['tasks'])} held-out tasks. Oracle "
+        f"temperatures range from {min(temps.values()):.2f} to {max(temps.values()):.2f}.",
+        "",
+        *table,
+        "",
+        f"Per-task accuracy of SmolLM2 (argmax over option letters): {acc}.",
+        "",
+        "Paper claim (LLaMA-2 / FLAN-T5 on MMLU, BIG-bench, MRQA, leave-one-task-out): Thermometer beats vanilla "
+        "and TS-CV on held-out tasks and approaches oracle TS; inference overhead about 0.5% of the LLM's cost.",
+        END,
+    ])
+    path = Path(args.results)
+    text = path.read_text() if path.exists() else "# Results\n\n"
+    if BEGIN in text:
+        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()
