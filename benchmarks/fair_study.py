@@ -48,8 +48,8 @@ def main() -> None:
             cells = []
             for n, u, v in zip(curves["n"], rows["utility"], rows["violation"]):
                 cells.append(f"{n}: infeasible" if u != u else f"{n}: {u:.3f} / {v:.3f}")
-            budget = rows["budget"]
-            lines.append(f"| {name} | {algo} (budget {budget:.3f}) | " + "; ".join(cells) + " |")
+            budget = f"budget {rows['budget']:.3f}" if rows["budget"] is not None else "every fit infeasible"
+            lines.append(f"| {name} | {algo} ({budget}) | " + "; ".join(cells) + " |")
     section = "\n".join([
         BEGIN,
         "## Robust fair predictors with few S labels (toy scale)",

@@ -1,10 +1,11 @@
 """Toy-scale Thermometer study: leave-one-task-out calibration of SmolLM2-135M-Instruct.
 
-Extracts features for every multiple-choice task shipped in assets/mcq (recipes/tiny/thermometer.yaml),
-then, for each task held out in turn, trains Thermometer on the others and calibrates the held-out
-task from its unlabelled prompts; beside it vanilla (T = 1), TS-CV (one temperature fitted on the
-other tasks' labels) and oracle TS (fitted on the task's own labels). Also times the calibrator
-against the LM forward on the same prompts. Writes the table into docs/results.md between markers.
+Extracts features for every task shipped in assets/mcq (multiple-choice, and the free-form ones asked
+back as Yes/No; recipes/tiny/thermometer.yaml, cloze scoring), then, for each task held out in turn,
+trains Thermometer on the others and calibrates the held-out task from its unlabelled prompts; beside
+it vanilla (T = 1), TS-CV (one temperature fitted on the other tasks' labels) and oracle TS (fitted on
+the task's own labels). Writes the table into docs/results.md between markers. The calibrator's cost
+against the LM forward is benchmarks/bench_thermometer.py.
 
 Usage: python benchmarks/thermometer_study.py [--out runs/thermometer-study] [--steps 1500]
 """
@@ -53,14 +54,15 @@ def main() -> None:
         "## Thermometer on SmolLM2-135M-Instruct (toy scale)",
         "",
         f"Command: `python benchmarks/thermometer_study.py --steps {args.steps}` ({time.time() - t0:.0f} s, of which "
-        f"{t_features:.0f} s feature extraction). {len(report['tasks'])} tasks shipped in `assets/mcq` "
-        "(procedural or compiled facts, see its README), leave-one-task-out, mean over held-out tasks, 10 bins. "
+        f"{t_features:.0f} s feature extraction, skipped for tasks already extracted). {len(report['tasks'])} tasks "
+        "shipped in `assets/mcq` (procedural or compiled facts, see its README; the ff_* ones are free-form QA asked "
+        "back as Yes/No), options scored by cloze log-likelihood, leave-one-task-out, mean over held-out tasks, 10 bins. "
         f"Thermometer's ECE is below vanilla's on {wins} of {len(report['tasks'])} held-out tasks. Oracle "
         f"temperatures range from {min(temps.values()):.2f} to {max(temps.values()):.2f}.",
         "",
         *table,
         "",
-        f"Per-task accuracy of SmolLM2 (argmax over option letters): {acc}.",
+        f"Per-task accuracy of SmolLM2 (argmax of the option scores): {acc}.",
         "",
         "Paper claim (LLaMA-2 / FLAN-T5 on MMLU, BIG-bench, MRQA, leave-one-task-out): Thermometer beats vanilla "
         "and TS-CV on held-out tasks and approaches oracle TS; inference overhead about 0.5% of the LLM's cost.",
