@@ -31,12 +31,14 @@ def main() -> None:
     ap.add_argument("--out", default="runs/thermometer-study")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--results", default="docs/results.md")
+    ap.add_argument("--reuse", action="store_true", help="rewrite the table from an existing <out>/loto.json")
     args = ap.parse_args()
     out, t0 = Path(args.out), time.time()
     common = ["--recipe", "recipes/tiny/thermometer.yaml", f"output_dir={out}", "logging.progress=none"]
     mmthink("calibrate", "features", *common)
     t_features = time.time() - t0
-    mmthink("calibrate", "fit", *common, f"thermometer.steps={args.steps}")
+    if not (args.reuse and (out / "loto.json").is_file()):
+        mmthink("calibrate", "fit", *common, f"thermometer.steps={args.steps}")
     report = json.loads((out / "loto.json").read_text())
     summary = json.loads((out / "features" / "extract_summary.json").read_text())["tasks"]
     metrics = ["ece", "mce", "tl_ece", "nll", "brier", "accuracy"]

@@ -31,7 +31,7 @@ class FairRecipe:
     radius_replicates: int = 200
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)  # the generic algorithm's settings
     holdout: float = 0.2  # share of rows kept out of fitting and scored
-    curve_ns: List[int] = field(default_factory=lambda: [25, 50, 100, 200])  # fair curve: S-labelled rows kept
+    curve_ns: List[int] = field(default_factory=lambda: [20, 40, 80, 150])  # fair curve: S-labelled rows kept
     curve_algorithms: List[str] = field(default_factory=lambda: ["gaussian", "robust", "bootstrap"])
     progress: str = "auto"
 
