@@ -59,8 +59,7 @@ def main() -> None:
         "## Thermometer on SmolLM2-135M-Instruct (toy scale)",
         "",
         f"Command: `python benchmarks/thermometer_study.py --steps {args.steps}` ({seconds['total']:.0f} s, of which "
-        f"{seconds['features']:.0f} s feature extraction; extraction skips tasks already extracted, and took 756 s for "
-        f"all 26 tasks when first run on this busy machine). {len(report['tasks'])} tasks "
+        f"{seconds['features']:.0f} s feature extraction, which skips tasks already extracted). {len(report['tasks'])} tasks "
         "shipped in `assets/mcq` (procedural or compiled facts, see its README; the ff_* ones are free-form QA asked "
         "back as Yes/No), options scored by cloze log-likelihood, leave-one-task-out, mean over held-out tasks, 10 bins. "
         f"Thermometer's ECE is below vanilla's on {wins} of {len(report['tasks'])} held-out tasks. Oracle "
