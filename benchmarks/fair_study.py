@@ -13,16 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-BEGIN, END = "<!-- fair-study:begin -->", "<!-- fair-study:end -->"
-
-
-def mmthink(*args) -> None:
-    subprocess.run([sys.executable, "-m", "mmthink.cli", *map(str, args)], check=True, stdout=subprocess.DEVNULL)
+from common import mmthink, write_section
 
 
 def main() -> None:
@@ -50,8 +44,7 @@ def main() -> None:
                 cells.append(f"{n}: infeasible" if u != u else f"{n}: {u:.3f} / {v:.3f}")
             budget = f"budget {rows['budget']:.3f}" if rows["budget"] is not None else "every fit infeasible"
             lines.append(f"| {name} | {algo} ({budget}) | " + "; ".join(cells) + " |")
-    section = "\n".join([
-        BEGIN,
+    write_section(Path(args.results), "fair-study", [
         "## Robust fair predictors with few S labels (toy scale)",
         "",
         f"Command: `python benchmarks/fair_study.py --eps {args.eps}` ({time.time() - t0:.0f} s). "
@@ -64,16 +57,7 @@ def main() -> None:
         "Paper claim (arXiv 2302.08077): the robust solution keeps the fairness guarantee with few labels and, "
         "in a regime it characterises, loses no utility; the bootstrap algorithm extends this beyond the "
         "Gaussian case.",
-        END,
     ])
-    path = Path(args.results)
-    text = path.read_text() if path.exists() else "# Results\n\n"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
-    print(section)
 
 
 if __name__ == "__main__":

@@ -13,19 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from common import mmthink, write_section
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-BEGIN, END = "<!-- mirage-study:begin -->", "<!-- mirage-study:end -->"
-
-
-def mmthink(*args) -> None:
-    subprocess.run([sys.executable, "-m", "mmthink.cli", *map(str, args)], check=True, stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
@@ -69,8 +63,7 @@ def main() -> None:
         cells = [f"{by[k]['accuracy']:.3f}" if k in by else "-" for k in ("3", "4", "5", "6")]
         table.append(f"| {label} | {r['overall']['accuracy']:.3f} | " + " | ".join(cells)
                      + f" | {r['overall']['invalid_rate']:.3f} | {r['latent_steps_mean']:.1f} |")
-    section = "\n".join([
-        BEGIN,
+    write_section(Path(args.results), "mirage-study", [
         "## Mirage on generated VSP planning (toy scale)",
         "",
         f"Command: `python benchmarks/mirage_study.py --stage1-steps {s1} --stage2-steps {s2}` "
@@ -82,16 +75,7 @@ def main() -> None:
         "",
         "Paper (Qwen2.5-VL-7B, VSP spatial planning): Mirage direct 0.76, text-only baseline about 11 points lower,"
         " stage 2 without stage 1 about 0.2.",
-        END,
     ])
-    path = Path(args.results)
-    text = path.read_text() if path.exists() else "# Results\n\n"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
-    print(section)
 
 
 if __name__ == "__main__":

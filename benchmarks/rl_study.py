@@ -18,34 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from common import mmthink, write_section
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def mmthink(*args) -> None:
-    subprocess.run([sys.executable, "-m", "mmthink.cli", *map(str, args)], check=True, stdout=subprocess.DEVNULL)
-
-
 def last_eval(metrics: Path) -> dict:
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]
     return next(r for r in reversed(rows) if any(k.startswith("eval/") for k in r))
-
-
-def write_section(results: Path, name: str, lines: list[str]) -> None:
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    section = "\n".join([begin, *lines, end])
-    text = results.read_text() if results.exists() else "# Results\n\n"
-    if begin in text:
-        text = text[: text.index(begin)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    results.write_text(text)
-    print(section)
 
 
 def satori(args) -> list[str]:

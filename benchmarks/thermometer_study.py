@@ -14,16 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-BEGIN, END = "<!-- thermometer-study:begin -->", "<!-- thermometer-study:end -->"
-
-
-def mmthink(*args) -> None:
-    subprocess.run([sys.executable, "-m", "mmthink.cli", *map(str, args)], check=True, stdout=subprocess.DEVNULL)
+from common import mmthink, write_section
 
 
 def main() -> None:
@@ -54,8 +48,7 @@ def main() -> None:
     wins = sum(report["tasks"][t]["thermometer"]["ece"] < report["tasks"][t]["vanilla"]["ece"] for t in report["tasks"])
     temps = {t: report["tasks"][t]["oracle_ts"].get("temperature") for t in report["tasks"]}
     acc = ", ".join(f"{t} {s['accuracy']:.2f}" for t, s in sorted(summary.items()))
-    section = "\n".join([
-        BEGIN,
+    write_section(Path(args.results), "thermometer-study", [
         "## Thermometer on SmolLM2-135M-Instruct (toy scale)",
         "",
         f"Command: `python benchmarks/thermometer_study.py --steps {args.steps}` ({seconds['total']:.0f} s, of which "
@@ -71,16 +64,7 @@ def main() -> None:
         "",
         "Paper claim (LLaMA-2 / FLAN-T5 on MMLU, BIG-bench, MRQA, leave-one-task-out): Thermometer beats vanilla "
         "and TS-CV on held-out tasks and approaches oracle TS; inference overhead about 0.5% of the LLM's cost.",
-        END,
     ])
-    path = Path(args.results)
-    text = path.read_text() if path.exists() else "# Results\n\n"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
-    print(section)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from mmthink.rl.rewards import score
 from mmthink.rl.rollout import Rollout, completion_logits, generate_rollouts, micro_batches, sequence_inputs
 from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint
 from mmthink.runner.config import LoggingConfig, RunnerConfig
-from mmthink.runner.loop import _optimizer, _scheduler, make_accelerator
+from mmthink.runner.loop import make_accelerator, make_lr_scheduler, make_optimizer
 from mmthink.runner.tracking import MetricsLog, Progress, write_run_info
 
 
@@ -152,11 +152,11 @@ def train_rl(
         ref_model = copy.deepcopy(unwrapped).eval().requires_grad_(False)
     critic = ValueModel.from_policy(unwrapped) if use_critic else None
 
-    optimizer = _optimizer(model, cfg.optim)
-    scheduler = _scheduler(optimizer, cfg.optim, cfg.steps * updates_per_step)
+    optimizer = make_optimizer(model, cfg.optim)
+    scheduler = make_lr_scheduler(optimizer, cfg.optim, cfg.steps * updates_per_step)
     if use_critic:
-        c_opt = _optimizer(critic, cfg.critic_optim)
-        c_sched = _scheduler(c_opt, cfg.critic_optim, cfg.steps * updates_per_step)
+        c_opt = make_optimizer(critic, cfg.critic_optim)
+        c_sched = make_lr_scheduler(c_opt, cfg.critic_optim, cfg.steps * updates_per_step)
         model, optimizer, scheduler, critic, c_opt, c_sched = accelerator.prepare(
             model, optimizer, scheduler, critic, c_opt, c_sched)
     else:

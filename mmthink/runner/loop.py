@@ -97,7 +97,7 @@ def make_accelerator(runner: RunnerConfig):
     return accelerator
 
 
-def _optimizer(model, optim: OptimConfig):
+def make_optimizer(model, optim: OptimConfig):
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -109,7 +109,7 @@ def _optimizer(model, optim: OptimConfig):
     return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
 
 
-def _scheduler(optimizer, optim: OptimConfig, max_steps: int):
+def make_lr_scheduler(optimizer, optim: OptimConfig, max_steps: int):
     warmup = optim.warmup_steps or int(round(optim.warmup_ratio * max_steps))
     return make_scheduler(optimizer, optim.scheduler, warmup, max_steps)
 
@@ -160,8 +160,8 @@ def fit(
         num_workers=runner.num_workers,
         generator=torch.Generator().manual_seed(seed),
     )
-    optimizer = _optimizer(model, optim)
-    scheduler = _scheduler(optimizer, optim, max_steps)
+    optimizer = make_optimizer(model, optim)
+    scheduler = make_lr_scheduler(optimizer, optim, max_steps)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
     ckpt_root = output_dir / "checkpoints"

@@ -63,7 +63,7 @@ def test_grpo_raises_a_trivially_learnable_reward(tmp_path):
 
 def test_micro_batching_does_not_change_the_update(tmp_path, monkeypatch):
     # SGD: the update is linear in the gradient (Adam's first step would amplify float noise).
-    monkeypatch.setattr("mmthink.rl.trainer._optimizer",
+    monkeypatch.setattr("mmthink.rl.trainer.make_optimizer",
                         lambda model, o: torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0))
     a, _ = _run(tmp_path, "one", steps=1, micro=32)
     b, _ = _run(tmp_path, "four", steps=1, micro=8)
