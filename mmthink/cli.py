@@ -84,12 +84,12 @@ def _load_cfg(method: str, action: str, recipe: Optional[str], overrides: List[s
     return cfg, entry
 
 
-def _load_schema(schema_path: str, method: str, recipe: Optional[str], overrides: List[str]):
-    """A recipe for a command outside ``train``/``eval`` (its schema named by import path)."""
+def _load_schema(method: str, recipe: Optional[str], overrides: List[str]):
+    """A recipe for a method driven by its own command (``calibrate``, ``fair``)."""
     from mmthink.config import build, load_recipe, parse_overrides
-    from mmthink.registry import load
+    from mmthink.registry import schema as method_schema
 
-    schema = load(schema_path)
+    schema = method_schema(method)
     cfg = load_recipe(_recipe_path(recipe), overrides or [], schema) if recipe else \
         build(schema, parse_overrides(overrides or [], schema))
     if getattr(cfg, "method", method) != method:
@@ -142,7 +142,6 @@ def eval_(
     _print_table(f"{method} eval of {Path(checkpoint).name} on {Path(data).name}", metrics)
 
 
-THERMOMETER = "mmthink.methods.thermometer.config:ThermometerRecipe"
 RECIPE_OPTION = typer.Option(None, "--recipe", "-r", help="Recipe YAML (default: built-in defaults)")
 
 
@@ -152,7 +151,7 @@ def calibrate_features(recipe: Optional[str] = RECIPE_OPTION, overrides: Optiona
     """Run the LM over every task and store last-token states and option-letter logits (resumable)."""
     from mmthink.methods.thermometer.recipe import extract
 
-    cfg = _load_schema(THERMOMETER, "thermometer", recipe, overrides)
+    cfg = _load_schema("thermometer", recipe, overrides)
     _quiet_hub_bars()
     summary = extract(cfg, ["mmthink"] + sys.argv[1:])
     _print_table("features: accuracy of the argmax option per task",
@@ -165,7 +164,7 @@ def calibrate_fit(recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[Lis
     """Train the Thermometer calibrator on all tasks; with eval.loto, the leave-one-task-out table."""
     from mmthink.methods.thermometer.recipe import fit
 
-    cfg = _load_schema(THERMOMETER, "thermometer", recipe, overrides)
+    cfg = _load_schema("thermometer", recipe, overrides)
     result = fit(cfg, ["mmthink"] + sys.argv[1:])
     typer.echo(f"calibrator: {result['calibrator']} (best step {result['best_step']}, "
                f"validation NLL {result['best_val_nll']:.4f})")
@@ -190,7 +189,6 @@ def calibrate_apply(
     _print_table(f"calibrate apply: {result['task']}", flat)
 
 
-FAIR = "mmthink.methods.fair.config:FairRecipe"
 
 
 def _fair_cfg(recipe, data, target, sensitive, features, epsilon, algorithm, out, overrides):
@@ -200,7 +198,7 @@ def _fair_cfg(recipe, data, target, sensitive, features, epsilon, algorithm, out
     extra = [f"{k}={v}" for k, v in flags.items() if v is not None]
     if features is not None:
         extra.append(f"data.features=[{','.join(_list(features, '--features'))}]")
-    return _load_schema(FAIR, "fair", recipe, extra + list(overrides or []))
+    return _load_schema("fair", recipe, extra + list(overrides or []))
 
 
 @fair_app.command("fit")

@@ -44,6 +44,12 @@ METHODS: dict[str, Optional[Method]] = {
     "bbpt": None,
 }
 
+# Methods driven by their own commands (``mmthink calibrate ...``, ``mmthink fair ...``): recipe schemas.
+COMMAND_METHODS: dict[str, tuple[str, str]] = {
+    "thermometer": ("calibrate", "mmthink.methods.thermometer.config:ThermometerRecipe"),
+    "fair": ("fair", "mmthink.methods.fair.config:FairRecipe"),
+}
+
 # Commands of the mission that are not methods of ``train``/``eval``.
 COMMANDS_NOT_BUILT = {
     "serve": "OpenAI-style HTTP server",
@@ -54,6 +60,15 @@ COMMANDS_NOT_BUILT = {
 def load(path: str):
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def schema(name: str) -> type:
+    """The recipe schema of any method, trained through ``train`` or driven by its own command."""
+    if name in COMMAND_METHODS:
+        return load(COMMAND_METHODS[name][1])
+    if METHODS.get(name) is None:
+        raise UserError(f"unknown or unbuilt method '{name}'")
+    return load(METHODS[name].schema)
 
 
 def method(name: str, action: str) -> tuple[type, object]:

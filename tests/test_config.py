@@ -54,9 +54,12 @@ def test_every_shipped_recipe_validates_and_documents_its_commands(path):
     text = path.read_text()
     method = read_recipe_tree(path).get("method")
     assert method, f"{path} names no method"
-    schema, _ = registry.method(method, "train")
-    cfg = load_recipe(path, [], schema)
+    cfg = load_recipe(path, [], registry.schema(method))
     cfg.check()
     head = text.split("\n\n")[0]
-    for needle in ("mmthink train", "accelerate launch", "sbatch"):
+    if method in registry.COMMAND_METHODS:  # one-process commands: their own command, SLURM, and a multi-GPU word
+        needles = (f"mmthink {registry.COMMAND_METHODS[method][0]}", "sbatch", "Several GPUs")
+    else:
+        needles = ("mmthink train", "accelerate launch", "sbatch")
+    for needle in needles:
         assert needle in head, f"{path} does not open with a '{needle}' command"
