@@ -113,3 +113,17 @@ def test_bad_settings_are_refused(tmp_path):
     with pytest.raises(UserError, match="mini_batches"):
         train_rl(model, tok, task, cfg, LoggingConfig(progress="none"), tmp_path / "y", seed=0)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_lora_policy_is_its_own_reference(tmp_path):
+    # With LoRA no reference copy is loaded: the adapter is switched off for the reference pass.
+    from mmthink.models.config import LoraConfig
+
+    loaded = load_model(ModelConfig(name="tiny-llama", lora=LoraConfig(enabled=True, r=4, alpha=8, dropout=0.0)))
+    model, tok, task, cfg = _setup(steps=2, loss__kl_coef=0.1)
+    cfg.optim.lr = 1e-2
+    train_rl(loaded.model, loaded.tokenizer, task, cfg, LoggingConfig(progress="none"), tmp_path / "lora", seed=0)
+    m = _metrics(tmp_path / "lora")
+    assert m[0]["kl"] == pytest.approx(0.0, abs=1e-6) and m[-1]["kl"] > 0
+    trained = [n for n, p in loaded.model.named_parameters() if p.requires_grad]
+    assert trained and all("lora_" in n for n in trained)
