@@ -1,0 +1,66 @@
+"""Evaluation of a Dirichlet network: accuracy, ECE, OOD AUROC and selective-classification AURC.
+
+Uncertainty scores (higher = more uncertain): ``mutual_information`` (epistemic), ``expected_entropy``
+(aleatoric), ``differential_entropy`` and ``neg_total_concentration`` (−α₀, an energy-style score).
+Predictions and ECE use the mean of the Dirichlet, α / α₀.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mmthink.methods.edl import scores as S
+from mmthink.metrics.calibration import ece
+
+SCORES = {
+    "mutual_information": S.mutual_information,
+    "expected_entropy": S.expected_entropy,
+    "differential_entropy": S.differential_entropy,
+    "neg_total_concentration": lambda a: -S.total_concentration(a),
+}
+
+
+def aurc(uncertainty: Tensor, correct: Tensor) -> float:
+    """Area under the risk-coverage curve (lower is better).
+
+    Examples are accepted most-confident first (ascending ``uncertainty``; ties keep input order, a
+    stable sort). At coverage i/n the risk is the error rate of the first i accepted examples; AURC is
+    the mean of the n risks: (1/n) Σ_i (errors among the first i) / i.
+    """
+    u, c = torch.as_tensor(uncertainty).flatten(), torch.as_tensor(correct).flatten()
+    if len(u) != len(c) or len(u) == 0:
+        raise ValueError(f"aurc needs equal, non-empty uncertainty and correct; got {len(u)} and {len(c)}")
+    order = torch.sort(u.double(), stable=True).indices
+    errors = (1.0 - c.double()[order]).cumsum(0)
+    risk = errors / torch.arange(1, len(u) + 1, dtype=torch.float64)
+    return float(risk.mean())
+
+
+def auroc(score_in: Tensor, score_ood: Tensor) -> float:
+    """AUROC of telling OOD (positive) from in-distribution by a score that is higher on OOD."""
+    from sklearn.metrics import roc_auc_score
+
+    s = torch.cat([score_in, score_ood]).double().numpy()
+    lab = [0] * len(score_in) + [1] * len(score_ood)
+    return float(roc_auc_score(lab, s))
+
+
+@torch.no_grad()
+def evaluate(model, x_test: Tensor, y_test: Tensor, x_ood: Tensor | None = None, n_bins: int = 10) -> dict:
+    """Metrics dict: accuracy, ece, mean_alpha0, and per score ``aurc/<score>`` (and ``auroc/<score>`` with OOD)."""
+    model.eval()
+    alpha = model.alpha(x_test.float()).double()
+    probs = alpha / alpha.sum(-1, keepdim=True)
+    correct = probs.argmax(-1).eq(y_test).double()
+    out = {
+        "accuracy": float(correct.mean()),
+        "ece": ece(probs, y_test.long(), n_bins),
+        "mean_alpha0": float(alpha.sum(-1).mean()),
+    }
+    alpha_ood = model.alpha(x_ood.float()).double() if x_ood is not None else None
+    for name, fn in SCORES.items():
+        s_in = fn(alpha)
+        out[f"aurc/{name}"] = aurc(s_in, correct)
+        if alpha_ood is not None:
+            out[f"auroc/{name}"] = auroc(s_in, fn(alpha_ood))
+    return out

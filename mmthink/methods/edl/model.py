@@ -1,0 +1,87 @@
+"""A small MLP whose outputs are Dirichlet concentrations, and its folder format.
+
+A model folder holds ``model.safetensors`` (the weights) and ``config.json`` (the ``EDLConfig`` as a
+dict plus ``in_dim`` / ``n_classes``); ``save_model`` writes it atomically (a temporary sibling
+folder renamed into place).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mmthink.errors import UserError
+from mmthink.methods.edl.losses import evidence_to_alpha
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+# α = exp(logits) without the +1: the Bootstrap-Distill network needs α_k < 1 to fit near one-hot member
+# predictions (with α >= 1 the off-class push saturates every logit and the fit collapses).
+EXP_RAW = "exp_raw"
+EVIDENCE_KINDS = ["softplus", "exp", "relu", EXP_RAW]
+
+
+class EvidentialMLP(nn.Module):
+    """in_dim -> hidden -> hidden -> n_classes (ReLU); ``forward`` gives logits, ``alpha`` the Dirichlet α."""
+
+    def __init__(self, in_dim: int, n_classes: int, hidden: int = 64, evidence: str = "softplus"):
+        super().__init__()
+        self.in_dim, self.n_classes, self.hidden, self.evidence = in_dim, n_classes, hidden, evidence
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.ReLU(),
+            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(hidden, n_classes),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def alpha(self, x: Tensor) -> Tensor:
+        """α(x) (N, K): evidence(logits) + 1 for softplus / exp / relu (so α >= 1);
+        ``exp_raw``: exp(clamp(logits, -10, 10)), α in [4.5e-5, 2.2e4], which may go below 1."""
+        logits = self(x)
+        if self.evidence == EXP_RAW:
+            return torch.exp(logits.clamp(-10.0, 10.0))
+        return evidence_to_alpha(logits, self.evidence)
+
+
+def save_model(folder: str | Path, model: EvidentialMLP, config: dict[str, Any] | Any) -> Path:
+    """Write ``folder`` (weights + config.json) atomically; ``config`` is a dict or a dataclass."""
+    from dataclasses import asdict, is_dataclass
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    cfg = asdict(config) if is_dataclass(config) else dict(config)
+    cfg.update(in_dim=model.in_dim, n_classes=model.n_classes, hidden=model.hidden, evidence=model.evidence)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / WEIGHTS))
+    (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def load_model(folder: str | Path) -> tuple[EvidentialMLP, dict[str, Any]]:
+    """(model in eval mode, config dict) from a ``save_model`` folder."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():
+        raise UserError(f"not an EDL model folder (needs {WEIGHTS} and {CONFIG}): {folder}")
+    cfg = json.loads((folder / CONFIG).read_text())
+    model = EvidentialMLP(cfg["in_dim"], cfg["n_classes"], cfg["hidden"], cfg.get("evidence", "softplus"))
+    model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    model.eval()
+    return model, cfg
