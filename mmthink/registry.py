@@ -40,7 +40,11 @@ METHODS: dict[str, Optional[Method]] = {
     "tango": None,
     "tts": None,
     "mole": None,
-    "edl": None,
+    "edl": Method(
+        schema="mmthink.methods.edl.config:EDLRecipe",
+        train="mmthink.methods.edl.recipe:train",
+        eval="mmthink.methods.edl.recipe:evaluate",
+    ),
     "bbpt": None,
 }
 
