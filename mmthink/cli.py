@@ -122,6 +122,7 @@ def train(
         return
     _quiet_hub_bars()
     metrics = entry(cfg, ["mmthink"] + sys.argv[1:])
+    _finish_distributed()
     _print_table(f"{method}: final metrics", metrics)
 
 
@@ -271,6 +272,17 @@ def fair_data(
     else:
         raise UserError(f"fair data: expected diabetes or synthetic; got {which!r}")
     typer.echo(f"wrote {path}")
+
+
+def _finish_distributed() -> None:
+    """Tear a multi-process group down after a finished run: left to interpreter shutdown, gloo can abort."""
+    if "torch.distributed" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _print_table(title: str, metrics: dict) -> None:

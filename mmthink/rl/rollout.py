@@ -203,7 +203,7 @@ def completion_logits(model, rollout: Rollout, rows, temperature: float = 1.0):
         p_mask = rollout.prompt_mask[first]
         out = model(input_ids=rollout.prompt_ids[first], attention_mask=p_mask,
                     position_ids=(p_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
+        cache = out.cache
         cache.batch_select_indices(inverse)
         start = p_mask.sum(-1)[inverse, None]
         pos = start + torch.arange(t, device=idx.device)[None]

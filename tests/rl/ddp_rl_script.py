@@ -32,3 +32,5 @@ flat = torch.cat([p.detach().flatten() for p in loaded.model.parameters()])
 checks = acc.gather(torch.stack([flat.sum(), flat.abs().sum(), flat[::97].pow(2).sum()])[None]).reshape(-1, 3)
 if acc.is_main_process:
     (out / "ddp_check.json").write_text(json.dumps({"world": acc.num_processes, "checks": checks.tolist()}))
+acc.wait_for_everyone()
+acc.end_training()  # tear the gloo group down before exit: left to the interpreter it can abort at shutdown
