@@ -264,11 +264,11 @@ def fair_data(
         path = export_diabetes(Path(out), n_labelled, "sex", seed)
     elif which == "synthetic":
         table = gaussian_table(n, d, n_labelled if n_labelled is not None else n // 10, seed)
+        from mmthink.runner.tracking import write_text_atomic
+
         path = Path(out) / "synthetic.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        table.frame.to_csv(tmp, index=False)
-        tmp.replace(path)
+        write_text_atomic(path, table.frame.to_csv(index=False))
     else:
         raise UserError(f"fair data: expected diabetes or synthetic; got {which!r}")
     typer.echo(f"wrote {path}")
@@ -400,6 +400,7 @@ def data_math(
     levels: str = typer.Option("1,2,3", "--levels", help="difficulty levels 1..4"),
 ):
     """Generate multi-step math problems with known answers and intermediate steps."""
+    from mmthink.data.rows import write_jsonl
     from mmthink.tasks import math as math_task
 
     if n_train < 1 or n_test < 0:
@@ -407,7 +408,7 @@ def data_math(
     train, test = math_task.generate_split(n_train, n_test, seed, tuple(_list(kinds, "--kinds")),
                                            tuple(_list(levels, "--levels", int)))
     for name, rows in (("train.jsonl", train), ("test.jsonl", test)):
-        math_task.write_jsonl(rows, Path(out) / name)
+        write_jsonl(rows, Path(out) / name)
         typer.echo(f"wrote {Path(out) / name} ({len(rows)} rows)")
 
 
@@ -421,6 +422,7 @@ def data_coat(
     cot: bool = typer.Option(False, "--cot", help="plain chain-of-thought instead of COAT (the baseline)"),
 ):
     """Write Satori format-tuning rows: synthetic COAT demonstrations of procedural math problems."""
+    from mmthink.data.rows import write_jsonl
     from mmthink.methods.satori.coat import coat_sft_rows, cot_sft_rows
     from mmthink.tasks import math as math_task
 
@@ -433,7 +435,7 @@ def data_coat(
             raise UserError(f"--mix entries look like reflect=0.4; got {item!r}") from None
     rows = math_task.load_math(source)
     chat = cot_sft_rows(rows) if cot else coat_sft_rows(rows, seed, weights)
-    math_task.write_jsonl(chat, Path(out))
+    write_jsonl(chat, Path(out))
     typer.echo(f"wrote {out} ({len(chat)} rows)")
 
 

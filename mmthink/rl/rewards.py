@@ -59,9 +59,12 @@ def score(specs: Sequence[RewardSpec], prompts: Sequence[str], completions: Sequ
 
 
 def reward_stats(prefix: str, values: Sequence[float], group_size: int) -> dict:
+    import torch
+
+    from mmthink.rl.advantages import zero_std_fraction
+
     n = len(values)
     mean = sum(values) / n
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / n)
-    groups = [values[i : i + group_size] for i in range(0, n, group_size)]
-    flat = sum(1 for g in groups if max(g) == min(g)) / len(groups)
+    flat = zero_std_fraction(torch.tensor(values, dtype=torch.float64), group_size)
     return {f"{prefix}/mean": mean, f"{prefix}/std": std, f"{prefix}/zero_std_groups": flat}

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -38,7 +38,7 @@ from mmthink.rl.rewards import score
 from mmthink.rl.rollout import Rollout, completion_logits, generate_rollouts, micro_batches, sequence_inputs
 from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint
 from mmthink.runner.config import LoggingConfig, RunnerConfig
-from mmthink.runner.loop import make_accelerator, make_lr_scheduler, make_optimizer
+from mmthink.runner.loop import evaluate_task, make_accelerator, make_lr_scheduler, make_optimizer
 from mmthink.runner.tracking import MetricsLog, Progress, write_run_info
 
 
@@ -62,7 +62,6 @@ class RLTask:
     state_dict: Optional[Callable[[], dict]] = None
     load_state_dict: Optional[Callable[[dict], None]] = None
     name: str = "rl"
-    extra_metrics: dict = field(default_factory=dict)
 
 
 def step_prompt_indices(n_rows: int, per_step: int, step: int, seed: int) -> list[int]:
@@ -253,14 +252,14 @@ def train_rl(
             progress.update(state.step, f"reward {last.get('reward/total/mean', float('nan')):.3f}")
 
             if task.evaluate and cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < cfg.steps:
-                _evaluate(task, model, accelerator, metrics_log, state.step)
+                evaluate_task(task, model, accelerator, metrics_log, state.step)
             if cfg.save_every and state.step % cfg.save_every == 0:
                 save_checkpoint(accelerator, model, tokenizer, state, ckpt_root, cfg.keep_last,
                                 extra=lambda folder: _save_extra(folder, critic, task, accelerator))
     finally:
         progress.close()
     if task.evaluate:
-        last.update(_evaluate(task, model, accelerator, metrics_log, state.step))
+        last.update(evaluate_task(task, model, accelerator, metrics_log, state.step))
     if metrics_log is not None:
         metrics_log.close()
     return last
@@ -344,18 +343,6 @@ def _write_samples(path: Path, step: int, prompts, texts, rewards, group_size: i
         for i in range(min(n, len(texts))):
             f.write(json.dumps({"step": step, "prompt": prompts[i // group_size], "completion": texts[i],
                                 "reward": rewards[i]}) + "\n")
-
-
-def _evaluate(task, model, accelerator, metrics_log, step) -> dict:
-    model.eval()
-    try:
-        metrics = {f"eval/{k}": v for k, v in task.evaluate(accelerator.unwrap_model(model), accelerator).items()}
-    finally:
-        model.train()
-    if metrics_log is not None:
-        metrics_log.log(step, metrics)
-    accelerator.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-    return metrics
 
 
 def _save_extra(folder: Path, critic, task, accelerator) -> None:

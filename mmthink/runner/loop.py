@@ -241,7 +241,7 @@ def fit(
 
             paused = False
             if task.evaluate and runner.eval_every and state.step % runner.eval_every == 0 and state.step < max_steps:
-                _evaluate(task, model, accelerator, metrics_log, state.step)
+                evaluate_task(task, model, accelerator, metrics_log, state.step)
                 paused = True
             if runner.save_every and state.step % runner.save_every == 0:
                 save_checkpoint(accelerator, model, tokenizer, state, ckpt_root, runner.keep_last)
@@ -253,7 +253,7 @@ def fit(
     finally:
         progress.close()
     if task.evaluate:
-        last.update(_evaluate(task, model, accelerator, metrics_log, state.step))
+        last.update(evaluate_task(task, model, accelerator, metrics_log, state.step))
     if metrics_log is not None:
         metrics_log.close()
     return last
@@ -268,7 +268,8 @@ def _count(batch) -> int:
     return int(target_counts(labels).sum()) if isinstance(labels, torch.Tensor) else len(labels)
 
 
-def _evaluate(task: Task, model, accelerator, metrics_log, step: int) -> dict:
+def evaluate_task(task, model, accelerator, metrics_log, step: int) -> dict:
+    """``task.evaluate(model, accelerator)`` in eval mode, logged as ``eval/*`` and printed."""
     model.eval()
     try:
         metrics = {f"eval/{k}": v for k, v in task.evaluate(model, accelerator).items()}

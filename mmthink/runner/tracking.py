@@ -47,6 +47,26 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_dir_atomic(folder: Path, fill) -> Path:
+    """Build ``folder`` through ``fill(tmp)`` in a temporary sibling, then swap it in: readers see the old
+    folder or the new one, never half of one (``os.replace`` cannot replace a non-empty folder, so the
+    old one is moved aside first)."""
+    import shutil
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    fill(tmp)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
 def write_run_info(output_dir: Path, resolved_yaml: str, command: list[str], extra: Optional[dict] = None) -> None:
     """resolved_config.yaml and run_info.json (git commit, package versions, command line, ``extra``)."""
     output_dir.mkdir(parents=True, exist_ok=True)

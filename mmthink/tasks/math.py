@@ -19,15 +19,13 @@ value is the answer. Our row:
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
 import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from mmthink.data.rows import BadRow, load_rows, need
+from mmthink.data.rows import BadRow, load_rows, need, write_jsonl
 from mmthink.errors import UserError
 from mmthink.tasks.grading import last_boxed
 
@@ -267,12 +265,6 @@ def generate_split(n_train: int, n_test: int, seed: int = 0, kinds=KINDS, levels
     return generate(n_train, seed + 1, kinds, levels, exclude={r["question"] for r in test}), test
 
 
-def write_jsonl(rows: list[dict], path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")  # a killed run never leaves half a file
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- reading rows: ours, GSM8K, MATH

@@ -31,7 +31,6 @@ regenerates.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import sys
@@ -39,7 +38,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from mmthink.data.rows import BadRow, load_rows, need
+from mmthink.data.rows import BadRow, load_rows, need, write_jsonl
 
 LETTERS = "ABCDE"
 MAX_OPTIONS = len(LETTERS)
@@ -551,9 +550,6 @@ def generate_freeform(task: str, seed: int = SEED, n: int = N_FREEFORM) -> list[
     return [{"task": task, **r} for r in rows]
 
 
-def write_jsonl(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def write_all(out_dir: Path, seed: int = SEED) -> list[Path]:

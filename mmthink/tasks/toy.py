@@ -6,9 +6,10 @@ they match this generator.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
+
+from mmthink.data.rows import write_jsonl
 
 
 def arithmetic_rows(n: int, seed: int) -> list[dict]:
@@ -25,9 +26,6 @@ def arithmetic_rows(n: int, seed: int) -> list[dict]:
     return rows
 
 
-def write_jsonl(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 SPLITS = {"arith_train.jsonl": (2000, 0), "arith_eval.jsonl": (100, 1)}

@@ -114,6 +114,7 @@ def test_shared_prompt_forward_matches_the_full_sequence(tiny):
         shared = completion_logits(model, ro, slice(None))
         mixed = completion_logits(model, ro, torch.tensor([4, 0, 3, 8]))  # shuffled rows, groups split
     assert (ro.prompt_index == distinct).all()
+    assert torch.unique(ro.prompt_index).numel() == 3  # groups of 3 rows: the shared-prompt path was taken
     m = ro.mask[..., None].bool()
     torch.testing.assert_close(shared.masked_fill(~m, 0), full.masked_fill(~m, 0), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(mixed.masked_fill(~m[[4, 0, 3, 8]], 0), full[[4, 0, 3, 8]].masked_fill(~m[[4, 0, 3, 8]], 0),

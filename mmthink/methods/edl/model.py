@@ -7,8 +7,6 @@ folder renamed into place).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from mmthink.errors import UserError
+from mmthink.runner.tracking import write_dir_atomic
 from mmthink.methods.edl.losses import evidence_to_alpha
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -55,22 +54,15 @@ def save_model(folder: str | Path, model: EvidentialMLP, config: dict[str, Any] 
 
     from safetensors.torch import save_file
 
-    folder = Path(folder)
     cfg = asdict(config) if is_dataclass(config) else dict(config)
     cfg.update(in_dim=model.in_dim, n_classes=model.n_classes, hidden=model.hidden, evidence=model.evidence)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp / WEIGHTS))
-    (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
-    return folder
+
+    def fill(tmp: Path) -> None:
+        save_file(state, str(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
+
+    return write_dir_atomic(Path(folder), fill)
 
 
 def load_model(folder: str | Path) -> tuple[EvidentialMLP, dict[str, Any]]:

@@ -1,7 +1,7 @@
 """The recipe schema of ``mmthink fair`` (robust fair information bottleneck, arXiv 2302.08077)."""
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List
 
 from mmthink.config import choice
 from mmthink.errors import UserError

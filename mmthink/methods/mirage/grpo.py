@@ -19,7 +19,7 @@ import torch
 from mmthink.methods.mirage.data import open_image, prompt_text
 from mmthink.ops.latent import LatentTokens, prefill_positions
 from mmthink.rl.rewards import register_reward
-from mmthink.rl.rollout import Rollout, generate_rollouts
+from mmthink.rl.rollout import Rollout, generate_rollouts, row_indices
 from mmthink.tasks import vsp
 
 
@@ -70,9 +70,9 @@ class LatentPolicy:
         inner = getattr(model, "module", model)
         ids_p, mask_p = ro.prompt_ids[rows], ro.prompt_mask[rows]
         comp, att_c = ro.completion_ids[rows], ro.attention[rows]
-        n, p, t = ids_p.shape[0], ids_p.shape[1], comp.shape[1]
-        picked = rows.tolist() if torch.is_tensor(rows) else range(len(ro.extra["images"]))[rows]
-        vision = self._vision([ro.extra["images"][i] for i in picked], ids_p, ids_p.device, ro.extra["image_token_id"])
+        p, t = ids_p.shape[1], comp.shape[1]
+        images = [ro.extra["images"][i] for i in row_indices(ro, rows).tolist()]
+        vision = self._vision(images, ids_p, ids_p.device, ro.extra["image_token_id"])
         pos_p, next_pos = prefill_positions(inner, ids_p, mask_p, vision["image_grid_thw"], vision["mm_token_type_ids"])
         pos_c = (next_pos[:, None] + torch.arange(t, device=comp.device)[None])[None].expand(3, -1, -1)
         positions = torch.cat([pos_p, pos_c], dim=2)

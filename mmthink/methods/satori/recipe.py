@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from mmthink.config import to_yaml
+from mmthink.data.rows import write_jsonl
 from mmthink.errors import UserError
 from mmthink.methods.satori.coat import REFLECT, coat_sft_rows, cot_sft_rows
 from mmthink.methods.satori.config import SatoriRecipe
@@ -43,8 +44,8 @@ def load_problems(cfg: SatoriRecipe, out_dir: Path) -> tuple[list[dict], list[di
         held_out = math_task.load_math(d.eval_file) if d.eval_file else []
         return train, held_out
     train, held_out = math_task.generate_split(d.n_train, d.n_eval, cfg.seed, tuple(d.kinds), tuple(d.levels))
-    math_task.write_jsonl(train, out_dir / "data" / "train.jsonl")
-    math_task.write_jsonl(held_out, out_dir / "data" / "eval.jsonl")
+    write_jsonl(train, out_dir / "data" / "train.jsonl")
+    write_jsonl(held_out, out_dir / "data" / "eval.jsonl")
     return train[: d.limit] if d.limit else train, held_out
 
 

@@ -16,14 +16,13 @@ The calibrator folder (what ``mmthink calibrate fit`` writes and ``mmthink serve
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from mmthink.errors import UserError
+from mmthink.runner.tracking import write_dir_atomic
 
 FORMAT = "mmthink.thermometer.calibrator/1"
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -75,14 +74,7 @@ def save_calibrator(folder, model: Thermometer, config: dict) -> Path:
     """
     from safetensors.torch import save_file
 
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
     info = {
         "method": "thermometer",
         "format": FORMAT,
@@ -92,15 +84,12 @@ def save_calibrator(folder, model: Thermometer, config: dict) -> Path:
         "input": "LM last-layer hidden state of the final prompt token, float32 (N, d)",
         "training": config,
     }
-    (tmp / CONFIG).write_text(json.dumps(info, indent=2, default=str))
-    # os.replace cannot replace a non-empty folder: move the old one aside, put the new one in place.
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    if old.exists():
-        shutil.rmtree(old)
-    return folder
+
+    def fill(tmp: Path) -> None:
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        (tmp / CONFIG).write_text(json.dumps(info, indent=2, default=str))
+
+    return write_dir_atomic(Path(folder), fill)
 
 
 def load_calibrator(folder, device: str = "cpu") -> tuple[Thermometer, dict]:
