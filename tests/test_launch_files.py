@@ -335,3 +335,23 @@ def test_multi_node_ranks_expand_on_each_node(fakebin, tmp_path):
         ]  # fmt: skip
     srun_opts = re.search(r"^SRUN:(.*)$", proc.stdout, re.M).group(1).split()
     assert "--nodes=2" in srun_opts and "--ntasks-per-node=1" in srun_opts and "--cpus-per-task=16" in srun_opts
+
+
+def test_multi_node_survives_a_long_host_list(fakebin, tmp_path):
+    # `scontrol | head -n1` under pipefail died of SIGPIPE (exit 141) when scontrol still had output.
+    _exe(fakebin / "scontrol", 'for ((i = 0; i < 20000; i++)); do echo "gpu-$i"; done\n')
+    _exe(fakebin / "srun", 'while [[ "$1" == -* ]]; do shift; done\nSLURM_NODEID=0 "$@"\n')
+    env = _env(fakebin, tmp_path, SLURM_JOB_NODELIST="gpu-[0-19999]", SLURM_NNODES="1", SLURM_GPUS_ON_NODE="1")
+    proc = _run(MULTI, env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (run,) = _launches(proc.stdout)
+    assert run["argv"][run["argv"].index("--main_process_ip") + 1] == "gpu-0"
+
+
+def test_multi_node_refuses_an_empty_host_list(fakebin, tmp_path):
+    _exe(fakebin / "scontrol", "true\n")
+    env = _env(fakebin, tmp_path, SLURM_JOB_NODELIST="gpu-[a-b]", SLURM_NNODES="2", SLURM_GPUS_ON_NODE="1")
+    proc = _run(MULTI, env, tmp_path)
+    assert proc.returncode == 2
+    assert "no hosts" in proc.stderr
+    assert _launches(proc.stdout) == []
