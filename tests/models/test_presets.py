@@ -52,3 +52,15 @@ def test_tiny_vl_forward_with_an_image():
     out = model(**ids, pixel_values=pix["pixel_values"], image_grid_thw=pix["image_grid_thw"])
     assert out.logits.shape == (1, ids["input_ids"].shape[1], len(tok))
     assert torch.isfinite(out.logits).all()
+
+
+def test_minilm_ships_as_a_bert_folder():
+    from transformers import AutoModel, AutoTokenizer
+
+    from mmthink.models.loading import resolve_path
+
+    folder = resolve_path("all-minilm-l6-v2")
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModel.from_pretrained(str(folder))
+    out = model(**tok(["a sentence"], return_tensors="pt")).last_hidden_state
+    assert type(model).__name__ == "BertModel" and out.shape[-1] == 384

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from mmthink.methods.edl import scores as S
 from mmthink.metrics.calibration import ece
+from mmthink.metrics.selective import aurc, auroc
 
 SCORES = {
     "mutual_information": S.mutual_information,
@@ -18,31 +19,6 @@ SCORES = {
     "differential_entropy": S.differential_entropy,
     "neg_total_concentration": lambda a: -S.total_concentration(a),
 }
-
-
-def aurc(uncertainty: Tensor, correct: Tensor) -> float:
-    """Area under the risk-coverage curve (lower is better).
-
-    Examples are accepted most-confident first (ascending ``uncertainty``; ties keep input order, a
-    stable sort). At coverage i/n the risk is the error rate of the first i accepted examples; AURC is
-    the mean of the n risks: (1/n) Σ_i (errors among the first i) / i.
-    """
-    u, c = torch.as_tensor(uncertainty).flatten(), torch.as_tensor(correct).flatten()
-    if len(u) != len(c) or len(u) == 0:
-        raise ValueError(f"aurc needs equal, non-empty uncertainty and correct; got {len(u)} and {len(c)}")
-    order = torch.sort(u.double(), stable=True).indices
-    errors = (1.0 - c.double()[order]).cumsum(0)
-    risk = errors / torch.arange(1, len(u) + 1, dtype=torch.float64)
-    return float(risk.mean())
-
-
-def auroc(score_in: Tensor, score_ood: Tensor) -> float:
-    """AUROC of telling OOD (positive) from in-distribution by a score that is higher on OOD."""
-    from sklearn.metrics import roc_auc_score
-
-    s = torch.cat([score_in, score_ood]).double().numpy()
-    lab = [0] * len(score_in) + [1] * len(score_ood)
-    return float(roc_auc_score(lab, s))
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@ import torch
 
 from mmthink.errors import UserError
 from mmthink.methods.edl.data import digits_split, synthetic
-from mmthink.methods.edl.evaluate import SCORES, aurc, evaluate
+from mmthink.methods.edl.evaluate import SCORES, evaluate
 from mmthink.methods.edl.model import load_model, save_model
 from mmthink.methods.edl.train import OBJECTIVES, EDLConfig, train_edl
 
@@ -15,17 +15,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
-
-
-def test_aurc_golden():
-    # order by uncertainty: correct, correct, wrong, correct -> risks 0, 0, 1/3, 1/4
-    u = torch.tensor([0.3, 0.1, 0.4, 0.2])
-    c = torch.tensor([0, 1, 1, 1])
-    assert aurc(u, c) == pytest.approx((0 + 0 + 1 / 3 + 1 / 4) / 4)
-    assert aurc(torch.zeros(3), torch.ones(3)) == 0.0
-    # perfect ranking beats the reversed one
-    c2 = torch.tensor([1, 1, 0, 0])
-    assert aurc(torch.tensor([0.0, 1.0, 2.0, 3.0]), c2) < aurc(torch.tensor([3.0, 2.0, 1.0, 0.0]), c2)
 
 
 def test_synthetic_deterministic():
