@@ -1,0 +1,110 @@
+"""Sample the few-shot text classification tasks of assets/textcls from raw dataset files.
+
+Nothing is downloaded here: the raw files are copies of public dataset files committed in public GitHub
+repositories (assets/textcls/PROVENANCE.md gives each one's repository, path and commit, and which
+part of the file was copied). Put them under RAW as named in ``TASKS`` below, then
+
+    python scripts/make_textcls.py                         # RAW=/tmp/textcls_raw, OUT=assets/textcls
+    python scripts/make_textcls.py RAW_DIR OUT_DIR
+
+Per task: parse the rows, drop texts that repeat (all copies, so a text never sits in two splits or
+under two labels), then for each class shuffle its rows with ``random.Random(f"{SEED}:{task}:{label}")``
+(rows kept in file order before the shuffle) and take 16 for train, the next 16 for dev and the next
+``n_test`` for test; each split is then shuffled with ``random.Random(f"{SEED}:{task}:{split}")``.
+An OOD-only task (``few_shot=False``) has just a test split.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from mmthink.data.rows import write_jsonl  # noqa: E402
+from mmthink.tasks.textcls import K_SHOT as K  # noqa: E402
+
+SEED = 0
+
+
+def read_tsv_text_label(path: Path) -> list[tuple[str, int]]:
+    """GLUE-style TSV: a header line, then ``text<TAB>label`` (text may end in a space)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = []
+    for line in lines[1:]:
+        text, label = line.rsplit("\t", 1)
+        rows.append((text.strip(), int(label)))
+    return rows
+
+
+# One entry per task: the raw files (relative to RAW), their reader, the task.json fields and the test
+# size per class. Labels are the source's integer labels, in the order of ``labels``.
+TASKS = {
+    "sst2": {
+        # GLUE SST-2 validation set, first 295 rows (the first 32,000 characters of the file).
+        "files": ["sst2/dev_head.tsv"],
+        "read": read_tsv_text_label,
+        "labels": ["negative", "positive"],
+        "verbalizer": ["bad", "great"],
+        "template": "{text} It was {label}.",
+        "n_test": 100,
+        "ood": None,
+    },
+}
+
+
+def read_rows(raw: Path, spec: dict) -> list[tuple[str, int]]:
+    rows = [r for f in spec["files"] for r in spec["read"](raw / f)]
+    counts = Counter(text for text, _ in rows)
+    return [(t, y) for t, y in rows if counts[t] == 1 and t]
+
+
+def sample(task: str, spec: dict, rows: list[tuple[str, int]]) -> dict[str, list[dict]]:
+    n_labels = len(spec["labels"])
+    few_shot = spec.get("few_shot", True)
+    sizes = {"train": K, "dev": K, "test": spec["n_test"]} if few_shot else {"test": spec["n_test"]}
+    splits = {s: [] for s in sizes}
+    for label in range(n_labels):
+        pool = [t for t, y in rows if y == label]
+        random.Random(f"{SEED}:{task}:{label}").shuffle(pool)
+        need = sum(sizes.values())
+        if len(pool) < need:
+            raise SystemExit(f"{task}: class {label} has {len(pool)} rows, need {need}")
+        start = 0
+        for split, n in sizes.items():
+            splits[split] += [{"text": t, "label": label} for t in pool[start:start + n]]
+            start += n
+    for split, split_rows in splits.items():
+        random.Random(f"{SEED}:{task}:{split}").shuffle(split_rows)
+    return splits
+
+
+def write_task(task: str, spec: dict, raw: Path, out: Path) -> None:
+    rows = read_rows(raw, spec)
+    splits = sample(task, spec, rows)
+    folder = out / task
+    for split, split_rows in splits.items():
+        write_jsonl(split_rows, folder / f"{split}.jsonl")
+    meta = {"name": task, "labels": spec["labels"], "verbalizer": spec["verbalizer"],
+            "template": spec["template"]}
+    if spec.get("ood"):
+        meta["ood"] = spec["ood"]
+    (folder / "task.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    by_label = Counter(y for _, y in rows)
+    print(f"{task}: {len(rows)} source rows {dict(sorted(by_label.items()))} -> "
+          + ", ".join(f"{s} {len(r)}" for s, r in splits.items()))
+
+
+def main(argv: list[str]) -> None:
+    raw = Path(argv[0]) if argv else Path("/tmp/textcls_raw")
+    out = Path(argv[1]) if len(argv) > 1 else REPO / "assets" / "textcls"
+    for task, spec in TASKS.items():
+        write_task(task, spec, raw, out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
