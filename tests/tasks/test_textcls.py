@@ -1,3 +1,4 @@
+import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
@@ -8,11 +9,28 @@ from mmthink.errors import UserError
 from mmthink.tasks.textcls import K_SHOT, list_tasks, load_task
 
 SHIPPED = list_tasks()
+ASSETS = Path("assets/textcls")
 
 
 def test_the_shipped_tasks_are_there():
-    assert "sst2" in SHIPPED
-    assert (Path("assets/textcls/PROVENANCE.md")).is_file()
+    assert {"sst2", "agnews", "imdb"} <= set(SHIPPED)
+    assert (ASSETS / "PROVENANCE.md").is_file()
+    assert load_task("sst2").ood == "imdb"
+    assert len(load_task("agnews").labels) == 4
+    imdb = load_task("imdb")
+    assert imdb.train == [] and imdb.dev == [] and len(imdb.test) == 200
+
+
+def test_committed_files_are_what_the_script_writes(tmp_path):
+    spec = importlib.util.spec_from_file_location("make_textcls", "scripts/make_textcls.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main([str(ASSETS / "raw"), str(tmp_path)])
+    fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert fresh == sorted(p.relative_to(ASSETS) for p in ASSETS.glob("*/*")
+                           if p.is_file() and p.parent.name != "raw")
+    for rel in fresh:
+        assert (tmp_path / rel).read_text() == (ASSETS / rel).read_text(), rel
 
 
 @pytest.mark.parametrize("name", SHIPPED)
