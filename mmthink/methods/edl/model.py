@@ -1,8 +1,10 @@
-"""A small MLP whose outputs are Dirichlet concentrations, and its folder format.
+"""A small MLP whose outputs are Dirichlet concentrations, and the model folder format.
 
 A model folder holds ``model.safetensors`` (the weights) and ``config.json`` (the ``EDLConfig`` as a
-dict plus ``in_dim`` / ``n_classes``); ``save_model`` writes it atomically (a temporary sibling
-folder renamed into place).
+dict plus the architecture: ``arch`` = ``mlp`` (this ``EvidentialMLP``) or ``postnet``
+(``postnet.PosteriorNetwork``), ``in_dim``, ``n_classes`` and its sizes); ``save_model`` writes it
+atomically (a temporary sibling folder renamed into place). Folders written before ``arch`` existed
+read as ``mlp``.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ EVIDENCE_KINDS = ["softplus", "exp", "relu", EXP_RAW]
 class EvidentialMLP(nn.Module):
     """in_dim -> hidden -> hidden -> n_classes (ReLU); ``forward`` gives logits, ``alpha`` the Dirichlet α."""
 
+    arch = "mlp"
+
     def __init__(self, in_dim: int, n_classes: int, hidden: int = 64, evidence: str = "softplus"):
         super().__init__()
         self.in_dim, self.n_classes, self.hidden, self.evidence = in_dim, n_classes, hidden, evidence
@@ -47,15 +51,19 @@ class EvidentialMLP(nn.Module):
             return torch.exp(logits.clamp(-10.0, 10.0))
         return evidence_to_alpha(logits, self.evidence)
 
+    def arch_config(self) -> dict:
+        return dict(arch=self.arch, in_dim=self.in_dim, n_classes=self.n_classes, hidden=self.hidden,
+                    evidence=self.evidence)
 
-def save_model(folder: str | Path, model: EvidentialMLP, config: dict[str, Any] | Any) -> Path:
+
+def save_model(folder: str | Path, model: nn.Module, config: dict[str, Any] | Any) -> Path:
     """Write ``folder`` (weights + config.json) atomically; ``config`` is a dict or a dataclass."""
     from dataclasses import asdict, is_dataclass
 
     from safetensors.torch import save_file
 
     cfg = asdict(config) if is_dataclass(config) else dict(config)
-    cfg.update(in_dim=model.in_dim, n_classes=model.n_classes, hidden=model.hidden, evidence=model.evidence)
+    cfg.update(model.arch_config())
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
     def fill(tmp: Path) -> None:
@@ -65,7 +73,7 @@ def save_model(folder: str | Path, model: EvidentialMLP, config: dict[str, Any] 
     return write_dir_atomic(Path(folder), fill)
 
 
-def load_model(folder: str | Path) -> tuple[EvidentialMLP, dict[str, Any]]:
+def load_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode, config dict) from a ``save_model`` folder."""
     from safetensors.torch import load_file
 
@@ -73,7 +81,15 @@ def load_model(folder: str | Path) -> tuple[EvidentialMLP, dict[str, Any]]:
     if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():
         raise UserError(f"not an EDL model folder (needs {WEIGHTS} and {CONFIG}): {folder}")
     cfg = json.loads((folder / CONFIG).read_text())
-    model = EvidentialMLP(cfg["in_dim"], cfg["n_classes"], cfg["hidden"], cfg.get("evidence", "softplus"))
+    arch = cfg.get("arch", "mlp")
+    if arch == "postnet":
+        from mmthink.methods.edl.postnet import PosteriorNetwork
+
+        model = PosteriorNetwork(cfg["in_dim"], cfg["n_classes"], cfg["hidden"], cfg["latent_dim"], cfg["flow_layers"])
+    elif arch == "mlp":
+        model = EvidentialMLP(cfg["in_dim"], cfg["n_classes"], cfg["hidden"], cfg.get("evidence", "softplus"))
+    else:
+        raise UserError(f"{folder / CONFIG}: unknown EDL architecture {arch!r}; expected mlp or postnet")
     model.load_state_dict(load_file(str(folder / WEIGHTS)))
     model.eval()
     return model, cfg
