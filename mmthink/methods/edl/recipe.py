@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from mmthink.config import to_yaml
+from mmthink.errors import UserError
 from mmthink.methods.edl.config import EDLRecipe
 from mmthink.runner.tracking import write_run_info, write_text_atomic
 
@@ -18,6 +19,12 @@ def load_split(cfg: EDLRecipe):
     from mmthink.methods.edl.data import digits_split, synthetic
 
     d = cfg.data
+    if d.name == "text":
+        from mmthink.methods.edl.text import text_split
+
+        cache = Path(cfg.output_dir) / "features" if d.cache else None
+        return tuple(text_split(d.train_file, d.test_file, d.ood_file, d.encoder, d.max_length, d.encode_batch,
+                                d.normalize, cache))
     if d.name == "digits":
         s = digits_split(d.seed)
         return s.x_train, s.y_train, s.x_test, s.y_test, s.x_ood
@@ -44,7 +51,8 @@ def train(cfg: EDLRecipe, command: Sequence[str] = ()) -> dict:
 
 
 def evaluate(cfg: EDLRecipe, checkpoint: str, data: str, out: Optional[str] = None) -> dict:
-    """Score a saved model on ``data`` = digits | synthetic (the recipe's split, rebuilt from its seed)."""
+    """Score a saved model on ``data`` = digits | synthetic | text (the recipe's split, rebuilt from its seed,
+    or its text files)."""
     from mmthink.methods.edl.evaluate import evaluate as score
     from mmthink.methods.edl.model import load_model
 
@@ -52,6 +60,9 @@ def evaluate(cfg: EDLRecipe, checkpoint: str, data: str, out: Optional[str] = No
     cfg.check()
     model, _ = load_model(checkpoint)
     _, _, x_test, y_test, x_ood = load_split(cfg)
+    if x_test.shape[1] != model.in_dim:
+        raise UserError(f"the model in {checkpoint} takes {model.in_dim} features but data '{data}' gives "
+                        f"{x_test.shape[1]} (another data set or text encoder than the one it was trained on?)")
     metrics = score(model, x_test, y_test, x_ood, cfg.eval.n_bins)
     folder = Path(out) if out else Path(checkpoint)
     folder.mkdir(parents=True, exist_ok=True)
