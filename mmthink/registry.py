@@ -45,7 +45,11 @@ METHODS: dict[str, Optional[Method]] = {
         train="mmthink.methods.edl.recipe:train",
         eval="mmthink.methods.edl.recipe:evaluate",
     ),
-    "bbpt": None,
+    "bbpt": Method(
+        schema="mmthink.methods.bbpt.config:BBPTRecipe",
+        train="mmthink.methods.bbpt.recipe:train",
+        eval="mmthink.methods.bbpt.recipe:evaluate",
+    ),
 }
 
 # Methods driven by their own commands (``mmthink calibrate ...``, ``mmthink fair ...``): recipe schemas.

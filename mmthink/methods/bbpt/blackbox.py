@@ -85,8 +85,9 @@ def verbalizer_ids(tokenizer, words: list[str]) -> list[int]:
 class HFBlackBox(BlackBox):
     """A local transformers model behind the black-box interface: causal or masked LM plus a verbalizer.
 
-    ``template`` holds ``{text}`` and ``{mask}``; for a causal LM ``{mask}`` must come last (the class
-    score is the next-token logit of each verbalizer word), for a masked LM it becomes the mask token.
+    ``template`` holds ``{text}`` and ``{mask}``. A causal LM reads the template up to ``{mask}`` and
+    scores the next-token logit of each verbalizer word (what follows ``{mask}`` is dropped); for a
+    masked LM ``{mask}`` becomes the mask token and the class scores are the logits at that position.
     """
 
     def __init__(self, model, tokenizer, template: str, verbalizer: list[str], n_prompt_tokens: int,
@@ -99,8 +100,6 @@ class HFBlackBox(BlackBox):
             raise UserError(f"template must contain {{text}} and {{mask}}; got '{template}'")
         self.model, self.tok = model.eval(), tokenizer
         self.masked = "MaskedLM" in type(model).__name__
-        if not self.masked and not template.rstrip().endswith("{mask}"):
-            raise UserError(f"for a causal LM the template must end with {{mask}}; got '{template}'")
         if self.masked and tokenizer.mask_token is None:
             raise UserError("this masked LM's tokenizer has no mask token")
         self.template, self.batch_size, self.max_length = template, batch_size, max_length
