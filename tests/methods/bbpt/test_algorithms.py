@@ -1,0 +1,89 @@
+"""CMA-ES ensemble, CMA-ES ELBO and ABC-SMC (mmthink.methods.bbpt.algorithms) on a black box with a known optimum."""
+import pytest
+import torch
+
+from mmthink.errors import UserError
+from mmthink.methods.bbpt import algorithms as alg
+from mmthink.methods.bbpt.blackbox import BlackBox, BoxInfo, LabelOnly
+from mmthink.methods.bbpt.projection import random_projection, to_prompts
+
+D_Z, L, D = 8, 2, 4
+
+
+class QuadBox(BlackBox):
+    """Text "n" has label n % 2; it is classified right iff ‖prompt − target‖² < b_n = 3(n + 1)."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+        self.info = BoxInfo(2, L, D, 0.0, 1.0, "logits")
+
+    def _logits(self, prompts, texts):
+        n = torch.tensor([int(t) for t in texts])
+        dist = ((prompts - self.target) ** 2).sum((1, 2))[:, None]
+        margin = 3.0 * (n + 1) - dist  # (P, N)
+        out = torch.zeros(len(prompts), len(texts), 2)
+        out[:, torch.arange(len(texts)), n % 2] = margin
+        return out
+
+
+@pytest.fixture
+def problem():
+    A = random_projection(D_Z, L, D, 0.0, 1.0, seed=0)
+    z_star = torch.full((1, D_Z), 1.0)
+    box = QuadBox(to_prompts(z_star, A, L)[0])
+    texts = [str(i) for i in range(10)]
+    y = torch.tensor([i % 2 for i in range(10)])
+    return A, box, texts, y
+
+
+def test_cma_ensemble_lowers_the_training_loss_and_is_reproducible(problem):
+    A, box, texts, y = problem
+    obj = alg.Objective(box, A, texts, y, texts, y)
+    ce0 = float(obj.train_ce(torch.zeros(1, D_Z)))
+    z, w, log = alg.cma_ensemble(obj, D_Z, members=2, popsize=8, iters=30, eval_every=5, seed=1)
+    assert z.shape == (2, D_Z) and torch.allclose(w, torch.full((2,), 0.5))
+    assert float(obj.train_ce(z).max()) < 0.5 * ce0
+    assert {r["member"] for r in log} == {0, 1} and 0 < log[-1]["queries"] <= box.queries
+    z2, _, _ = alg.cma_ensemble(obj, D_Z, members=2, popsize=8, iters=30, eval_every=5, seed=1)
+    assert torch.equal(z, z2)
+
+
+def test_cma_elbo_moves_q_towards_the_optimum(problem):
+    A, box, texts, y = problem
+    obj = alg.Objective(box, A, texts, y, texts, y)
+    ce0 = float(obj.train_ce(torch.zeros(1, D_Z)))
+    z, w, log = alg.cma_elbo(obj, D_Z, popsize=8, iters=30, n_mc=3, n_samples=16, seed=0, sigma0=0.5)
+    assert z.shape == (16, D_Z) and len(log) == 30
+    assert float(obj.train_ce(z).mean()) < ce0
+    assert float((z.mean(0) - 1.0).norm()) < float(torch.ones(D_Z).norm())  # closer to z* = 1 than z = 0 is
+    assert log[-1]["neg_elbo"] < log[0]["neg_elbo"]
+
+
+def test_abc_smc_raises_its_tolerance_and_keeps_particles_above_it(problem):
+    A, box, texts, y = problem
+    obj = alg.Objective(LabelOnly(box), A, texts, y, texts, y)
+    z, w, log = alg.abc_smc(obj, D_Z, n_particles=6, popsize=10, prior_var=1.0, kernel_scale=0.3, max_batches=20, max_rounds=4, seed=0)
+    full = [r for r in log if not r.get("stopped")]
+    assert len(full) >= 2
+    steps = [b["tolerance"] - a["tolerance"] for a, b in zip(full, full[1:])]
+    assert steps == pytest.approx([1 / len(texts)] * len(steps))
+    best = max(full, key=lambda r: r["dev_accuracy"])
+    assert len(z) == 6 and torch.allclose(w, torch.full((6,), 1 / 6))
+    assert float(obj.train_accuracy(z).min()) >= best["tolerance"] - 1e-9
+    # Later rounds only accept better prompts than the prior's best draw.
+    assert full[-1]["tolerance"] > full[0]["tolerance"]
+
+
+def test_abc_smc_that_cannot_fill_a_population_says_so(problem):
+    A, box, texts, y = problem
+    obj = alg.Objective(LabelOnly(box), A, texts, y, texts, y)
+    with pytest.raises(UserError, match="max_batches"):
+        alg.abc_smc(obj, D_Z, n_particles=500, popsize=2, max_batches=1, max_rounds=2, seed=0)
+
+
+def test_searches_that_need_logits_refuse_a_label_only_box(problem):
+    A, box, texts, y = problem
+    obj = alg.Objective(LabelOnly(box), A, texts, y, texts, y)
+    with pytest.raises(UserError, match="labels only"):
+        alg.cma_ensemble(obj, D_Z, members=1, popsize=4, iters=2)
