@@ -198,3 +198,25 @@ class LabelOnly(BlackBox):
 
     def _labels(self, prompts: Tensor | None, texts: list[str]) -> Tensor:
         return self.box._labels(prompts, texts)
+
+
+def load_hf_model(name: str, dtype: str = "float32", device: str | None = None):
+    """(model, tokenizer) in eval mode of a tiny preset, shipped model, hub id or folder: a masked LM
+    when the config's architectures name one, a causal LM otherwise."""
+    from mmthink.models.loading import resolve_path
+    from mmthink.models.presets import TINY_PRESETS, build_tiny
+
+    if name in TINY_PRESETS:
+        model, tok, _ = build_tiny(name, 0)
+    else:
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+        path = str(resolve_path(name))
+        try:
+            archs = AutoConfig.from_pretrained(path).architectures or []
+            auto = AutoModelForMaskedLM if any("MaskedLM" in a for a in archs) else AutoModelForCausalLM
+            tok, model = AutoTokenizer.from_pretrained(path), auto.from_pretrained(path, dtype=getattr(torch, dtype))
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot load model '{name}': {str(e).splitlines()[0]}") from None
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval(), tok

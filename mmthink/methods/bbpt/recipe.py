@@ -19,35 +19,9 @@ from mmthink.methods.bbpt.config import BBPTRecipe
 from mmthink.runner.tracking import Progress, write_dir_atomic, write_run_info, write_text_atomic
 
 
-def _device(name: Optional[str]) -> str:
-    return name or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def load_local_model(name: str, dtype: str, device: Optional[str]):
-    """(model, tokenizer) of a preset, hub id or folder; masked LMs when the config says so."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
-
-    from mmthink.models.loading import resolve_path
-    from mmthink.models.presets import TINY_PRESETS, build_tiny
-
-    if name in TINY_PRESETS:
-        model, tok, _ = build_tiny(name, 0)
-    else:
-        source = resolve_path(name)
-        try:
-            config = AutoConfig.from_pretrained(str(source))
-        except OSError as e:
-            raise UserError(f"cannot load model '{name}': {str(e).splitlines()[0]}") from None
-        masked = any("MaskedLM" in a for a in (config.architectures or []))
-        auto = AutoModelForMaskedLM if masked else AutoModelForCausalLM
-        model = auto.from_pretrained(str(source), dtype=getattr(torch, dtype))
-        tok = AutoTokenizer.from_pretrained(str(source))
-    return model.to(_device(device)).eval(), tok
-
-
 def make_box(box_cfg, task):
     """The black box of the recipe: a local model with the task's template and verbalizer, or an endpoint."""
-    from mmthink.methods.bbpt.blackbox import HFBlackBox, LabelOnly
+    from mmthink.methods.bbpt.blackbox import HFBlackBox, LabelOnly, load_hf_model
 
     if box_cfg.endpoint:
         from mmthink.methods.bbpt.remote import RemoteBlackBox
@@ -58,7 +32,7 @@ def make_box(box_cfg, task):
         if box.info.level == "labels" and box_cfg.level == "logits":
             raise UserError(f"the endpoint {box_cfg.endpoint} answers labels only: set box.level=labels")
     else:
-        model, tok = load_local_model(box_cfg.model, box_cfg.dtype, box_cfg.device)
+        model, tok = load_hf_model(box_cfg.model, box_cfg.dtype, box_cfg.device)
         template = (box_cfg.template or task.template).replace("{label}", "{mask}")
         verbalizer = list(box_cfg.verbalizer or task.verbalizer)
         if len(verbalizer) != len(task.labels):
@@ -77,7 +51,8 @@ class _Ticker:
     """A progress bar over generations / rounds / steps that the searches tick once per step."""
 
     def __init__(self, total: int, desc: str, cfg: BBPTRecipe, box) -> None:
-        self.bar, self.box, self.done = Progress(total, mode=cfg.logging.progress, every_s=cfg.logging.plain_every_s, desc=desc), box, 0
+        self.bar = Progress(total, mode=cfg.logging.progress, every_s=cfg.logging.plain_every_s, desc=desc)
+        self.box, self.done = box, 0
 
     def __enter__(self):
         return self

@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from mmthink.errors import EXIT_USER_ERROR, UserError
-from mmthink.methods.bbpt.blackbox import LEVELS, BlackBox, BoxInfo, HFBlackBox
+from mmthink.methods.bbpt.blackbox import LEVELS, BlackBox, BoxInfo, HFBlackBox, load_hf_model
 
 log = logging.getLogger(__name__)
 
@@ -272,22 +272,8 @@ class RemoteBlackBox(BlackBox):
 def load_box(model: str, template: str, verbalizer: list[str], n_prompt_tokens: int, level: str,
              device: str = "cpu") -> HFBlackBox:
     """An HFBlackBox for a tiny preset, the shipped models, a hub id or a local folder."""
-    from mmthink.models.loading import resolve_path
-    from mmthink.models.presets import TINY_PRESETS, build_tiny
-
-    if model in TINY_PRESETS:
-        m, tok, _ = build_tiny(model, 0)
-    else:
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
-
-        path = str(resolve_path(model))
-        try:
-            archs = AutoConfig.from_pretrained(path).architectures or []
-            auto = AutoModelForMaskedLM if any("MaskedLM" in a for a in archs) else AutoModelForCausalLM
-            tok, m = AutoTokenizer.from_pretrained(path), auto.from_pretrained(path)
-        except (OSError, ValueError) as e:
-            raise UserError(f"cannot load model '{model}': {str(e).splitlines()[0]}") from None
-    return HFBlackBox(m.to(device), tok, template, verbalizer, n_prompt_tokens, level=level)
+    m, tok = load_hf_model(model, device=device)
+    return HFBlackBox(m, tok, template, verbalizer, n_prompt_tokens, level=level)
 
 
 def main(argv: list[str] | None = None) -> None:
