@@ -7,6 +7,7 @@ bbpt.json → eval.json. eval: the saved prompts, re-queried on any task of the 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional, Sequence
@@ -147,7 +148,7 @@ def _save(folder: Path, prompts, weights, meta: dict, peft_model) -> None:
 def train(cfg: BBPTRecipe, command: Sequence[str] = ()) -> dict:
     from mmthink.tasks.textcls import load_task
 
-    cfg.check()
+    cfg.check(int(os.environ.get("WORLD_SIZE", "1")))
     torch.manual_seed(cfg.seed)
     task = load_task(cfg.task)
     out = Path(cfg.output_dir)

@@ -63,3 +63,12 @@ def test_user_errors_exit_2_and_write_nothing(cli, tmp_path, task_dir, overrides
 def test_eval_of_a_folder_that_is_no_bbpt_run(cli, tmp_path, task_dir):
     res = cli("eval", "bbpt", "--checkpoint", str(tmp_path), "--data", str(task_dir))
     assert res.exit_code == 2 and "bbpt.json" in res.stderr
+
+
+def test_more_than_one_process_is_refused():
+    from mmthink.errors import UserError
+    from mmthink.methods.bbpt.config import BBPTRecipe
+
+    BBPTRecipe().check(1)
+    with pytest.raises(UserError, match="one process"):
+        BBPTRecipe().check(2)
