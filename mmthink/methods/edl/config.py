@@ -22,7 +22,8 @@ class EDLData:
     max_length: int = 128  # text: tokens per text (longer ones are truncated)
     encode_batch: int = 64  # text: texts per encoder forward
     normalize: bool = True  # text: L2-normalise the mean-pooled embeddings (as sentence-transformers does)
-    cache: bool = True  # text: keep the embeddings under output_dir/features, keyed by file content and encoder
+    cache: bool = True  # text: keep the embeddings on disk, keyed by file content, encoder and settings
+    cache_dir: str = ""  # text: where the cached embeddings live ("" = output_dir/features); runs may share one
 
 
 @dataclass

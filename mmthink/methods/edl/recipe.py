@@ -22,7 +22,7 @@ def load_split(cfg: EDLRecipe):
     if d.name == "text":
         from mmthink.methods.edl.text import text_split
 
-        cache = Path(cfg.output_dir) / "features" if d.cache else None
+        cache = (Path(d.cache_dir) if d.cache_dir else Path(cfg.output_dir) / "features") if d.cache else None
         return tuple(text_split(d.train_file, d.test_file, d.ood_file, d.encoder, d.max_length, d.encode_batch,
                                 d.normalize, cache))
     if d.name == "digits":

@@ -113,6 +113,11 @@ def test_train_edl_on_text_through_the_cli(cli, tmp_path):
     assert json.loads((out / "model" / "eval.json").read_text()) == metrics
     res = cli("eval", "edl", "--checkpoint", str(out / "model"), "--data", "digits", "--recipe", "tiny/edl")
     assert res.exit_code == 2 and "takes 384 features" in res.stderr
+    shared = tmp_path / "shared"
+    res = cli(*args, f"output_dir={tmp_path / 'run2'}", f"data.train_file={train}", f"data.test_file={test}",
+              f"data.cache_dir={shared}")
+    assert res.exit_code == 0, res.stderr
+    assert len(list(shared.glob("*.safetensors"))) == 2 and not (tmp_path / "run2" / "features").exists()
     res = cli(*args, f"output_dir={tmp_path / 'bad'}")
     assert res.exit_code == 2 and "data.train_file" in res.stderr and not (tmp_path / "bad").exists()
 
