@@ -19,13 +19,7 @@ from mmthink.metrics.calibration import temperature_nll
 FACTORS = (1.0, 1.6, 2.2, 2.8, 3.4, 4.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These networks are tiny: extra threads only add contention on a busy machine (40x slower here).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: extra threads only add contention
 
 
 def synthetic_tasks(seed: int = 0, n: int = 400, d: int = 16, k: int = 4) -> dict[str, TaskFeatures]:
