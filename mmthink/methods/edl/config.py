@@ -19,7 +19,7 @@ class EDLData:
     test_file: str = ""  # text: same format, labels among the training file's
     ood_file: str = ""  # text: optional JSONL rows {"text": str} scored as out of distribution
     encoder: str = "all-minilm-l6-v2"  # text: HF encoder (preset name, local folder or cached hub id)
-    max_length: int = 128  # text: tokens per text (longer ones are truncated)
+    max_length: int = 256  # text: tokens per text, longer ones truncated (256: sentence-transformers' MiniLM setting)
     encode_batch: int = 64  # text: texts per encoder forward
     normalize: bool = True  # text: L2-normalise the mean-pooled embeddings (as sentence-transformers does)
     cache: bool = True  # text: keep the embeddings on disk, keyed by file content, encoder and settings

@@ -72,7 +72,7 @@ def _load_encoder(name: str):
 
 
 @torch.no_grad()
-def encode_texts(texts: list[str], encoder: str, max_length: int = 128, batch_size: int = 64,
+def encode_texts(texts: list[str], encoder: str, max_length: int = 256, batch_size: int = 64,
                  normalize: bool = True) -> Tensor:
     """Sentence embeddings (N, H) float32 on the CPU, in the order of ``texts``."""
     tok, model, device = _load_encoder(encoder)
@@ -113,7 +113,7 @@ class TextSplit(NamedTuple):
 
 
 def text_split(train_file: str, test_file: str, ood_file: str = "", encoder: str = "all-minilm-l6-v2",
-               max_length: int = 128, batch_size: int = 64, normalize: bool = True,
+               max_length: int = 256, batch_size: int = 64, normalize: bool = True,
                cache_dir: Optional[str | Path] = None) -> TextSplit:
     """Read, validate and embed the training, test and (optional) OOD files."""
     texts, y = read_text_rows(train_file)

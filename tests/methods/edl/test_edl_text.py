@@ -122,6 +122,16 @@ def test_train_edl_on_text_through_the_cli(cli, tmp_path):
     assert res.exit_code == 2 and "data.train_file" in res.stderr and not (tmp_path / "bad").exists()
 
 
+def test_embeddings_do_not_depend_on_batching_and_carry_meaning():
+    texts = ["a truly great book", "what a wonderful day it has been for all of us", "the box has four corners"]
+    one = T.encode_texts(texts, "all-minilm-l6-v2", batch_size=1)
+    together = T.encode_texts(texts, "all-minilm-l6-v2", batch_size=3)  # padded to the longest text
+    assert torch.allclose(one, together, atol=1e-5)
+    para = T.encode_texts(["an excellent book", "a square has four sides"], "all-minilm-l6-v2")
+    # cosine similarities (unit vectors): each paraphrase is closer to its own sentence
+    assert para[0] @ one[0] > para[0] @ one[2] and para[1] @ one[2] > para[1] @ one[0]
+
+
 def test_unknown_encoder_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="model path not found|cannot load the text encoder"):
         T.encode_texts(["hello"], str(tmp_path / "no-such-encoder"))
