@@ -35,6 +35,7 @@ class Objective:
     train_labels: Tensor
     dev_texts: list[str]
     dev_labels: Tensor
+    votes: bool = False  # dev predictive = vote histogram (always so for a labels-only box)
 
     def prompts(self, z: Tensor) -> Tensor:
         return to_prompts(z, self.A, self.box.info.n_prompt_tokens)
@@ -51,7 +52,7 @@ class Objective:
 
     def dev_score(self, z: Tensor, weights: Tensor | None = None) -> tuple[float, float]:
         """(accuracy, mean NLL) of the collection's predictive on the dev set (NLL is inf with labels only)."""
-        if self.box.info.level == "logits":
+        if self.box.info.level == "logits" and not self.votes:
             probs = softmax_average(self.box.logits(self.prompts(z), self.dev_texts), weights)
         else:
             probs = vote_histogram(self.box.labels(self.prompts(z), self.dev_texts), self.box.info.n_classes, weights)

@@ -10,7 +10,8 @@ from mmthink.config import choice
 from mmthink.errors import UserError
 from mmthink.runner.config import LoggingConfig
 
-ALGORITHMS = ["cma_ensemble", "cma_elbo", "abc_smc", "prompt_tuning", "zero_shot"]
+ALGORITHMS = ["cma_ensemble", "cma_elbo", "abc_smc", "snpe", "prompt_tuning", "zero_shot"]
+VOTING = ("abc_smc", "snpe")  # label-only searches: vote-histogram predictive
 
 
 @dataclass
@@ -73,6 +74,18 @@ class ABCConfig:
 
 
 @dataclass
+class SNPEConfig:
+    rounds: int = 5
+    n_sims: int = 1000  # simulations (prompts sent with the training set) per round
+    n_samples: int = 100  # prompts drawn from the posterior
+    prior_var: float = 50.0
+    batch: int = 20  # prompts per black-box call
+    hidden_features: int = 60  # masked autoregressive flow
+    num_transforms: int = 10
+    max_epochs: int = 200
+
+
+@dataclass
 class PromptTuningConfig:
     steps: int = 100  # full-access baseline: AdamW steps on the training set (peft prompt tuning)
     lr: float = 3e-2
@@ -98,6 +111,7 @@ class BBPTRecipe:
     cma: CMAConfig = field(default_factory=CMAConfig)
     elbo: ELBOConfig = field(default_factory=ELBOConfig)
     abc: ABCConfig = field(default_factory=ABCConfig)
+    snpe: SNPEConfig = field(default_factory=SNPEConfig)
     prompt_tuning: PromptTuningConfig = field(default_factory=PromptTuningConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -109,7 +123,7 @@ class BBPTRecipe:
         self.box.check()
         self.logging.check()
         if self.box.level == "labels" and self.algorithm in ("cma_ensemble", "cma_elbo", "prompt_tuning"):
-            raise UserError(f"algorithm '{self.algorithm}' needs box.level=logits; with labels only use abc_smc")
+            raise UserError(f"algorithm '{self.algorithm}' needs box.level=logits; with labels only use abc_smc or snpe")
         if self.algorithm == "prompt_tuning" and self.box.endpoint:
             raise UserError("prompt_tuning is the full-access baseline: it needs box.model, not box.endpoint")
         if self.projection.d < 2:
@@ -118,7 +132,9 @@ class BBPTRecipe:
                            ("cma.iters", self.cma.iters), ("elbo.popsize", self.elbo.popsize),
                            ("elbo.iters", self.elbo.iters), ("elbo.n_mc", self.elbo.n_mc),
                            ("elbo.n_samples", self.elbo.n_samples), ("abc.n_particles", self.abc.n_particles),
-                           ("abc.popsize", self.abc.popsize), ("prompt_tuning.steps", self.prompt_tuning.steps)]:
+                           ("abc.popsize", self.abc.popsize), ("snpe.rounds", self.snpe.rounds),
+                           ("snpe.n_sims", self.snpe.n_sims), ("snpe.n_samples", self.snpe.n_samples),
+                           ("prompt_tuning.steps", self.prompt_tuning.steps)]:
             if value < 1:
                 raise UserError(f"recipe key '{key}' must be >= 1; got {value}")
         if world_size > 1:

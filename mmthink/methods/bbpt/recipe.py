@@ -16,7 +16,7 @@ import torch
 
 from mmthink.config import to_yaml
 from mmthink.errors import UserError
-from mmthink.methods.bbpt.config import BBPTRecipe
+from mmthink.methods.bbpt.config import VOTING, BBPTRecipe
 from mmthink.runner.tracking import Progress, write_dir_atomic, write_run_info, write_text_atomic
 
 
@@ -84,7 +84,7 @@ def _search(cfg: BBPTRecipe, box, task, out: Path):
     i = box.info
     A = random_projection(cfg.projection.d, i.n_prompt_tokens, i.embed_dim, i.embedding_mean, i.embedding_std,
                           cfg.projection.seed)
-    obj = alg.Objective(box, A, train_x, train_y, *_split(task.dev))
+    obj = alg.Objective(box, A, train_x, train_y, *_split(task.dev), votes=cfg.algorithm in VOTING)
     d = cfg.projection.d
     if cfg.algorithm == "cma_ensemble":
         c = cfg.cma
@@ -95,6 +95,13 @@ def _search(cfg: BBPTRecipe, box, task, out: Path):
         with _Ticker(e.iters, "CMA-ES ELBO", cfg, box) as bar:
             z, w, log = alg.cma_elbo(obj, d, e.popsize, e.iters, e.sigma0, e.bound, e.n_mc, e.kl_weight,
                                      e.prior_var, e.n_samples, cfg.seed, bar.update)
+    elif cfg.algorithm == "snpe":
+        from mmthink.methods.bbpt.snpe import snpe
+
+        n = cfg.snpe
+        with _Ticker(n.rounds, "SNPE rounds", cfg, box) as bar:
+            z, w, log = snpe(obj, d, n.rounds, n.n_sims, n.n_samples, n.prior_var, n.batch, n.hidden_features,
+                             n.num_transforms, n.max_epochs, cfg.seed, bar.update)
     else:
         a = cfg.abc
         with _Ticker(a.max_rounds, "ABC-SMC rounds", cfg, box) as bar:
@@ -103,13 +110,13 @@ def _search(cfg: BBPTRecipe, box, task, out: Path):
     return obj.prompts(z), w, log, None
 
 
-def _probs(box, prompts, weights, texts, peft_model=None):
+def _probs(box, prompts, weights, texts, votes: bool, peft_model=None):
     from mmthink.methods.bbpt import prompt_tuning
     from mmthink.methods.bbpt.predictive import softmax_average, vote_histogram
 
     if peft_model is not None:
         return softmax_average(prompt_tuning.predict(peft_model, box, texts))
-    if box.info.level == "labels":
+    if votes or box.info.level == "labels":
         return vote_histogram(box.labels(prompts, texts), box.info.n_classes, weights)
     return softmax_average(box.logits(prompts, texts), weights)
 
@@ -120,12 +127,13 @@ def _score(cfg: BBPTRecipe, box, task, prompts, weights, peft_model=None) -> dic
 
     test_x, test_y = _split(task.test, cfg.eval.limit)
     before = box.queries
-    probs = _probs(box, prompts, weights, test_x, peft_model)
+    votes = cfg.algorithm in VOTING
+    probs = _probs(box, prompts, weights, test_x, votes, peft_model)
     ood_name = task.ood if cfg.eval.ood == "auto" else cfg.eval.ood
     probs_ood = None
     if ood_name:
         ood_x, _ = _split(load_task(ood_name).test, cfg.eval.limit)
-        probs_ood = _probs(box, prompts, weights, ood_x, peft_model)
+        probs_ood = _probs(box, prompts, weights, ood_x, votes, peft_model)
     out = report(probs, test_y, probs_ood, cfg.eval.n_bins)
     out.update({"n_test": len(test_x), "ood_task": ood_name, "eval_queries": box.queries - before})
     return out

@@ -87,3 +87,17 @@ def test_searches_that_need_logits_refuse_a_label_only_box(problem):
     obj = alg.Objective(LabelOnly(box), A, texts, y, texts, y)
     with pytest.raises(UserError, match="labels only"):
         alg.cma_ensemble(obj, D_Z, members=1, popsize=4, iters=2)
+
+
+def test_snpe_posterior_beats_the_prior(problem):
+    pytest.importorskip("sbi")
+    from mmthink.methods.bbpt.snpe import snpe
+
+    A, box, texts, y = problem
+    obj = alg.Objective(LabelOnly(box), A, texts, y, texts, y)
+    prior_acc = float(obj.train_accuracy(torch.randn(200, D_Z, generator=torch.Generator().manual_seed(1))).mean())
+    before = obj.box.queries
+    z, w, log = snpe(obj, D_Z, rounds=1, n_sims=500, n_samples=50, prior_var=1.0, batch=50, hidden_features=30,
+                     num_transforms=3, max_epochs=100, seed=0)
+    assert z.shape == (50, D_Z) and len(log) == 1 and log[0]["queries"] - before == (500 + 50) * len(texts)
+    assert float(obj.train_accuracy(z).mean()) > prior_acc + 0.15

@@ -12,6 +12,7 @@ SMALL = ["logging.progress=none", "cma.iters=2", "cma.members=2", "cma.popsize=4
     ("cma_ensemble", [], 2),
     ("cma_elbo", [], 3),
     ("abc_smc", ["box.level=labels"], 2),
+    ("snpe", [], 4),
     ("prompt_tuning", [], 0),
     ("zero_shot", [], 0),
 ])
