@@ -1,12 +1,12 @@
 """Toy-scale black-box prompt tuning study: SmolLM2-135M-Instruct as the black box on shipped few-shot tasks.
 
 Per task, every algorithm of ``mmthink train bbpt`` (CMA-ES ensemble, CMA-ES ELBO, ABC-SMC on labels
-only) and the two baselines (zero-shot, peft prompt tuning with full access), all from recipes/bbpt.yaml
+only), SNPE (labels only) and the two baselines (zero-shot, peft prompt tuning with full access), all from recipes/bbpt.yaml
 with the same small budget given below; reported: test accuracy, ECE, AURRC by entropy, OOD AURRC /
 AUROC where the task has an OOD set, black-box queries spent on tuning, and wall time. A finished run
 is not repeated (delete its folder to rerun). Writes the table into docs/results.md between markers.
 
-Usage: python benchmarks/bbpt_study.py [--tasks sst2] [--iters 8] [--popsize 8] ...
+Usage: python benchmarks/bbpt_study.py [--tasks sst2 agnews] [--iters 8] [--popsize 8] ...
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from common import mmthink, write_section
 
-ALGORITHMS = ["zero_shot", "prompt_tuning", "cma_ensemble", "cma_elbo", "abc_smc"]
+ALGORITHMS = ["zero_shot", "prompt_tuning", "cma_ensemble", "cma_elbo", "abc_smc", "snpe"]
 
 
 def run(args, task: str, algorithm: str) -> dict:
@@ -29,13 +29,15 @@ def run(args, task: str, algorithm: str) -> dict:
         overrides = [
             f"task={task}", f"algorithm={algorithm}", f"output_dir={out}", f"seed={args.seed}",
             f"box.model={args.model}", f"box.n_prompt_tokens={args.n_prompt}", f"box.batch_size={args.batch_size}",
-            f"box.level={'labels' if algorithm == 'abc_smc' else 'logits'}", f"projection.d={args.d}",
+            f"box.level={'labels' if algorithm in ('abc_smc', 'snpe') else 'logits'}", f"projection.d={args.d}",
             f"cma.members={args.members}", f"cma.popsize={args.popsize}", f"cma.iters={args.iters}",
             f"cma.eval_every={max(args.iters // 2, 1)}",
             f"elbo.popsize={args.popsize}", f"elbo.iters={args.iters}", f"elbo.n_mc={args.n_mc}",
             f"elbo.n_samples={args.samples}",
             f"abc.n_particles={args.samples}", f"abc.popsize={args.popsize}", f"abc.max_batches={args.max_batches}",
             f"abc.max_rounds={args.rounds}",
+            f"snpe.rounds={args.snpe_rounds}", f"snpe.n_sims={args.sims}", f"snpe.n_samples={args.samples}",
+            f"snpe.batch={args.popsize}", "snpe.hidden_features=30", "snpe.num_transforms=3",
             f"prompt_tuning.steps={args.pt_steps}", "logging.progress=plain", "logging.plain_every_s=120",
         ]
         mmthink("train", "bbpt", "--recipe", "recipes/bbpt.yaml", *overrides)
@@ -63,6 +65,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8, help="ELBO prompts sampled; ABC particles")
     ap.add_argument("--max-batches", type=int, default=6)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--snpe-rounds", type=int, default=2)
+    ap.add_argument("--sims", type=int, default=48, help="SNPE simulations per round")
     ap.add_argument("--pt-steps", type=int, default=30)
     args = ap.parse_args()
     t0 = time.time()
@@ -73,7 +77,7 @@ def main() -> None:
         f"--members {args.members} --samples {args.samples}` — black box {args.model}, L = {args.n_prompt} prompt "
         f"tokens, d = {args.d}, 16 training + 16 dev examples per class; ELBO with {args.n_mc} samples per "
         f"fitness; ABC-SMC at most {args.rounds} rounds of {args.samples} particles ({args.max_batches} batches of "
-        f"{args.popsize} per round); prompt tuning {args.pt_steps} AdamW steps (full access). Queries = (prompt, "
+        f"{args.popsize} per round); SNPE {args.snpe_rounds} rounds of {args.sims} simulations (flow: 3 MAF transforms of 30 units), {args.samples} posterior samples; prompt tuning {args.pt_steps} AdamW steps (full access). Queries = (prompt, "
         "example) pairs sent to the black box while tuning (prompt tuning: 0 black-box queries, it uses gradients). "
         "AURRC = area under the risk-rejection curve (lower is better); OOD AURRC counts every OOD example as an error.",
         "",
