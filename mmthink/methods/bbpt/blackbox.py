@@ -117,7 +117,7 @@ class HFBlackBox(BlackBox):
             return 0
         ids = t(placeholder, add_special_tokens=False).input_ids
         if len(ids) != 1:
-            raise UserError(f"blackbox.placeholder '{placeholder}' must be a single token; it is {len(ids)}")
+            raise UserError(f"box.placeholder '{placeholder}' must be a single token; it is {len(ids)}")
         return ids[0]
 
     def _body(self, text: str) -> str:
@@ -151,6 +151,7 @@ class HFBlackBox(BlackBox):
         rows = [self.encode(x, n_prompt) for x in texts]
         n_p = 1 if prompts is None else len(prompts)
         pairs = [(p, n) for p in range(n_p) for n in range(len(texts))]
+        pairs.sort(key=lambda pn: len(rows[pn[1]][0]))  # batches of similar lengths: less padding to compute
         embed = self.model.get_input_embeddings()
         out = torch.empty(n_p, len(texts), self.info.n_classes)
         for start in range(0, len(pairs), self.batch_size):
