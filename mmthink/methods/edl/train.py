@@ -1,4 +1,4 @@
-"""Training of the evidential objectives compared in arXiv 2402.06160, and Bootstrap-Distill.
+"""Training of the evidential objectives compared in arXiv 2402.06160 and of its two proposals.
 
 Classic objectives (one network α(x) = evidence(f(x)) + 1, loss from ``losses.py``):
 
@@ -20,7 +20,7 @@ can vanish with more data (the consistency the paper argues for).
 
 ``mixture_distill`` (v1 of 2402.06160, "a mixture of Dirichlets learned by variational inference, then
 distilled"). The paper's body was not available to us (only its abstract), so this is our design from
-its stated principle; see docs/methods.md for the departures. The target is a Bayesian model with
+its stated principle (departures below and in docs/methods.md). The target is a Bayesian model with
 K = ``components_per_class`` × classes components:
 
     π_z ~ Dir(mixture_prior · 1)  (global, z = 1..K),   y | x ~ Cat(Σ_z g_z(x) π_z),
@@ -40,13 +40,21 @@ The target of input x is the law of π(x) = Σ_z g_z(x) π_z under q — K Diric
 Dirichlet). A fresh Dirichlet network (``distill_evidence``) is then trained ``epochs`` epochs on the
 training inputs to maximise E_{π ~ target(x)} log Dir(π; α(x)), estimated with ``target_samples``
 draws per minibatch (``sample_mixture_target``, ``dirichlet_nll``).
+Where this may depart from v1: the mixture is over global components mixed by a gate, not over network
+parameters; the gate's own uncertainty is left out (a point estimate), so the target's epistemic
+uncertainty shrinks like 1/n with the component counts but does not grow away from the data; the
+target is the law of the gate-weighted combination, not the density mixture Σ_z g_z(x) Dir(π; β_z)
+(which would count the gate's mixing at class boundaries, an aleatoric effect, as epistemic for ever);
+VB empties surplus components in our runs (hence one per class by default); distillation sees the
+training inputs only.
 
 ``postnet`` (Charpentier et al. 2020): ``postnet.PosteriorNetwork`` (encoder to a ``latent_dim``
 latent, per-class radial-flow densities, α_c = 1 + N_c p(z | c)), trained ``epochs`` epochs on
 ``postnet_loss`` (UCE − ``entropy_reg`` · H(Dir(α))).
 
 Everything is deterministic given ``seed`` (CPU; the ``seed`` seeds the init, the shuffles and the
-bootstrap draws through explicit generators).
+bootstrap draws through explicit generators, and the mixture's Dirichlet draws through torch's global
+generator, seeded with it at the start).
 """
 from __future__ import annotations
 
