@@ -10,7 +10,8 @@ from mmthink.runner.config import LoggingConfig
 
 @dataclass
 class EDLData:
-    name: str = "digits"  # digits (scikit-learn's, train/test on 0-4, OOD 5-9) | synthetic (Gaussian blobs, no OOD) | text
+    # digits (scikit-learn's, train/test on 0-4, OOD 5-9) | synthetic (Gaussian blobs, no OOD) | text (files below)
+    name: str = "digits"
     n: int = 600  # synthetic: training points (the test set has the same size, another seed)
     k: int = 3  # synthetic: classes
     d: int = 2  # synthetic: dimensions

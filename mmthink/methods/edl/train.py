@@ -89,7 +89,7 @@ class EDLConfig:
     distill_evidence: str = "exp_raw"  # bootstrap_distill's Dirichlet net: α = exp(logits), may be < 1
     bm_coef: float = 1.0  # belief_matching: KL weight (1 = exact ELBO)
     target_concentration: float = 100.0  # reverse_kl
-    components_per_class: int = 1  # mixture_distill: K = this × classes components (VB empties surplus ones in our runs)
+    components_per_class: int = 1  # mixture_distill: K = this × classes (VB empties surplus components in our runs)
     mixture_prior: float = 1.0  # mixture_distill: each component's prior Dir(mixture_prior · 1)
     target_samples: int = 32  # mixture_distill: target draws per minibatch when distilling
     latent_dim: int = 4  # postnet: latent size of the class densities
@@ -101,7 +101,8 @@ class EDLConfig:
         choice("edl.objective", self.objective, OBJECTIVES)
         choice("edl.evidence", self.evidence, EVIDENCE_KINDS)
         choice("edl.distill_evidence", self.distill_evidence, EVIDENCE_KINDS)
-        for key in ("hidden", "epochs", "batch_size", "members", "components_per_class", "target_samples", "latent_dim"):
+        for key in ("hidden", "epochs", "batch_size", "members", "components_per_class", "target_samples",
+                    "latent_dim"):
             if int(getattr(self, key)) < 1:
                 raise UserError(f"recipe key 'edl.{key}' must be >= 1; got {getattr(self, key)}")
         for key in ("kl_anneal_epochs", "flow_layers", "entropy_reg"):
@@ -201,7 +202,8 @@ def _train_bootstrap_distill(x: Tensor, y: Tensor, k: int, cfg: EDLConfig, g: to
     return model
 
 
-def fit_mixture_target(x: Tensor, y: Tensor, k: int, cfg: EDLConfig, g: torch.Generator, bar) -> tuple[EvidentialMLP, Tensor]:
+def fit_mixture_target(x: Tensor, y: Tensor, k: int, cfg: EDLConfig, g: torch.Generator,
+                       bar) -> tuple[EvidentialMLP, Tensor]:
     """VB-EM fit of the mixture-of-Dirichlets target (module docstring): (gate network, β (K_comp, C))."""
     n_comp = cfg.components_per_class * k
     gate = EvidentialMLP(x.shape[1], n_comp, cfg.hidden)

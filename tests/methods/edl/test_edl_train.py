@@ -77,7 +77,9 @@ def test_mixture_target_concentrates_with_data():
     mis = []
     for n in (60, 600):
         x, y = synthetic(n, seed=0)
-        cfg = EDLConfig(objective="mixture_distill", epochs=max(1, 400 // -(-n // 64)), hidden=32, components_per_class=2)
+        steps_per_epoch = -(-n // 64)
+        cfg = EDLConfig(objective="mixture_distill", epochs=max(1, 400 // steps_per_epoch), hidden=32,
+                        components_per_class=2)
         torch.manual_seed(0)
         gate, beta = fit_mixture_target(x, y, 3, cfg, torch.Generator().manual_seed(0), Progress(1, mode="none"))
         # every example adds exactly one unit of evidence: sum(beta) = n + prior * K_comp * C
