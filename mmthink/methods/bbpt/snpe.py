@@ -25,6 +25,27 @@ def _sbi():
     return NPE, posterior_nn
 
 
+class _NoTracking:
+    """sbi's tracker protocol, doing nothing: its default writes TensorBoard files into the working directory."""
+
+    log_dir = None
+
+    def log_metric(self, name, value, step=None) -> None:
+        pass
+
+    def log_metrics(self, metrics, step=None) -> None:
+        pass
+
+    def log_params(self, params) -> None:
+        pass
+
+    def add_figure(self, name, figure, step=None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
 def simulate(obj, z: Tensor, batch: int) -> tuple[Tensor, Tensor]:
     """(x (P, N·C) one-hot predictions, training accuracy (P,)) of latent points z, ``batch`` prompts per call."""
     c = obj.box.info.n_classes
@@ -42,7 +63,7 @@ def snpe(obj, d: int, rounds: int = 5, n_sims: int = 1000, n_samples: int = 100,
     prior = torch.distributions.MultivariateNormal(torch.zeros(d), prior_var * torch.eye(d))
     # One-hot predictions have constant columns (a text every prompt gets right): z-scoring x would divide by 0.
     estimator = posterior_nn(model="maf", hidden_features=hidden_features, num_transforms=num_transforms, z_score_x="none")
-    inference = NPE(prior=prior, density_estimator=estimator, show_progress_bars=False)
+    inference = NPE(prior=prior, density_estimator=estimator, show_progress_bars=False, tracker=_NoTracking())
     proposal, best, best_z, log = prior, None, None, []
     for rnd in range(rounds):
         theta = proposal.sample((n_sims,)).reshape(n_sims, d).float()
