@@ -23,12 +23,7 @@ OOD = ["the train leaves at seven", "water boils at one hundred degrees", "the m
        "paris is the capital of france", "the box has four corners"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _write(path, rows):

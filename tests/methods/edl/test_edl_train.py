@@ -12,12 +12,7 @@ from mmthink.methods.edl.train import OBJECTIVES, EDLConfig, fit_mixture_target,
 from mmthink.runner.tracking import Progress
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_synthetic_deterministic():
