@@ -66,7 +66,7 @@ class _Ticker:
         self.bar.update(self.done, f"{self.box.queries} queries")
 
 
-def _search(cfg: BBPTRecipe, box, task, out: Path):
+def _search(cfg: BBPTRecipe, box, task):
     """(prompts (P, L, D) or None, weights (P,) or None, search log, peft model or None)."""
     from mmthink.methods.bbpt import algorithms as alg
     from mmthink.methods.bbpt import prompt_tuning
@@ -163,7 +163,7 @@ def train(cfg: BBPTRecipe, command: Sequence[str] = ()) -> dict:
     box = make_box(cfg.box, task)
     out.mkdir(parents=True, exist_ok=True)
     write_run_info(out, to_yaml(cfg), list(command))
-    prompts, weights, log, peft_model = _search(cfg, box, task, out)
+    prompts, weights, log, peft_model = _search(cfg, box, task)
     train_queries, train_calls = box.queries, box.calls
     write_text_atomic(out / "search_log.jsonl", "".join(json.dumps(r) + "\n" for r in log))
     meta = {"algorithm": cfg.algorithm, "task": task.name, "labels": task.labels, "level": box.info.level,
