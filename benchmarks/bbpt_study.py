@@ -92,7 +92,10 @@ def main() -> None:
             lines.append(f"| {task} | {algorithm} | {m['accuracy']:.3f} | {m['ece']:.3f} | {m['aurrc/entropy']:.3f} | "
                          f"{ood} | {m['train_queries']} | {m['wall_s']:.0f} |")
             print(lines[-1], flush=True)
-    lines += ["", f"Study wall time {time.time() - t0:.0f} s (2 CPU cores, shared)."]
+            # Rewritten after every run: a study cut short still leaves the rows it finished.
+            write_section(Path(args.results), "bbpt-study", lines + ["", "(study in progress)"], echo=False)
+    lines += ["", f"Study wall time {time.time() - t0:.0f} s (2 CPU cores, shared; finished runs are reused, "
+              "their own wall time is in the last column)."]
     write_section(Path(args.results), "bbpt-study", lines)
 
 

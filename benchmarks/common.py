@@ -23,7 +23,7 @@ def best_of(fn, repeats: int) -> float:
     return min(times)
 
 
-def write_section(results: Path, name: str, lines: list[str]) -> str:
+def write_section(results: Path, name: str, lines: list[str], echo: bool = True) -> str:
     """Replace (or append) the block between ``<!-- name:begin -->`` and ``<!-- name:end -->``."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     section = "\n".join([begin, *lines, end])
@@ -33,5 +33,6 @@ def write_section(results: Path, name: str, lines: list[str]) -> str:
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
     results.write_text(text)
-    print(section)
+    if echo:
+        print(section)
     return section
