@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import torch
 
 from mmthink.config import to_yaml
+from mmthink.data.rows import write_jsonl
 from mmthink.errors import UserError
 from mmthink.methods.bbpt.config import VOTING, BBPTRecipe
 from mmthink.runner.tracking import Progress, write_dir_atomic, write_run_info, write_text_atomic
@@ -165,7 +166,7 @@ def train(cfg: BBPTRecipe, command: Sequence[str] = ()) -> dict:
     write_run_info(out, to_yaml(cfg), list(command))
     prompts, weights, log, peft_model = _search(cfg, box, task)
     train_queries, train_calls = box.queries, box.calls
-    write_text_atomic(out / "search_log.jsonl", "".join(json.dumps(r) + "\n" for r in log))
+    write_jsonl(log, out / "search_log.jsonl")
     meta = {"algorithm": cfg.algorithm, "task": task.name, "labels": task.labels, "level": box.info.level,
             "model": None if cfg.box.endpoint else cfg.box.model, "endpoint": cfg.box.endpoint,
             "box": asdict(cfg.box), "n_prompts": 0 if prompts is None else len(prompts),
