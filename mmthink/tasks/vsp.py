@@ -15,7 +15,6 @@ goal before their last move, so their labels are the same under both readings.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -26,7 +25,7 @@ from typing import Iterable, Optional
 
 from PIL import Image
 
-from mmthink.data.rows import BadRow, need
+from mmthink.data.rows import BadRow, need, write_jsonl
 from mmthink.errors import UserError
 
 ICE, HOLE, START, GOAL = 0, -1, 1, 2
@@ -319,8 +318,7 @@ def _write(rows: list[dict], out_dir: Path, name: str, cell_px: int) -> Path:
         for rel, path in ((row["image_input"], None), (row["image_output"], helper)):
             img = render(row["map_desc"], cell_px, path)
             _replace_atomically(out_dir / rel, lambda p: img.save(p, format="PNG"))
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    _replace_atomically(out_dir / name, lambda p: p.write_text(text, encoding="utf-8"))
+    write_jsonl(rows, out_dir / name)
     return out_dir / name
 
 
