@@ -125,7 +125,9 @@ class Progress:
         if mode == "auto":
             mode = "rich" if sys.stderr.isatty() else "plain"
         self.mode, self.total, self.done, self.every_s, self.desc = mode, total, initial, every_s, desc
-        self._start_done, self._t0, self._last = initial, time.monotonic(), 0.0
+        # None, not 0.0: the monotonic clock counts from boot, so "0.0" would read as "printed a moment ago"
+        # on a machine up for less than every_s and the first line would never appear.
+        self._start_done, self._t0, self._last = initial, time.monotonic(), None
         self._bar = None
         if mode == "rich":
             from rich.progress import (
@@ -163,7 +165,7 @@ class Progress:
             self._bar.update(self._task, completed=done, rate=f"{rate:.2f} it/s", info=info)
         elif self.mode == "plain":
             now = time.monotonic()
-            if now - self._last >= self.every_s or done >= self.total:
+            if self._last is None or now - self._last >= self.every_s or done >= self.total:
                 self._last = now
                 eta = (self.total - done) / rate if rate > 0 else float("nan")
                 eta_s = _fmt_time(eta) if eta == eta else "?"

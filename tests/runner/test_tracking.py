@@ -24,6 +24,16 @@ def test_plain_progress_is_throttled(capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 2
 
 
+def test_plain_progress_prints_its_first_line_on_a_freshly_booted_machine(capsys, monkeypatch):
+    # time.monotonic() counts from boot: a machine up 5 s must still show the first update.
+    import mmthink.runner.tracking as tracking
+
+    monkeypatch.setattr(tracking.time, "monotonic", lambda: 5.0)
+    p = Progress(total=100, mode="plain", every_s=3600.0)
+    p.update(1)
+    assert capsys.readouterr().err.startswith("[train] 1/100 (1%)")
+
+
 def test_rich_progress_renders_without_a_terminal(capsys):
     p = Progress(total=3, mode="rich")
     for step in range(1, 4):
