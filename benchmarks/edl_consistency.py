@@ -20,8 +20,8 @@ from pathlib import Path
 
 from common import write_section
 
-OBJECTIVES = ["edl_mse", "edl_log", "edl_digamma", "belief_matching", "reverse_kl", "postnet", "bootstrap_distill",
-              "mixture_distill"]
+from mmthink.methods.edl.config import OBJECTIVES
+
 BATCH = 64
 
 
@@ -42,7 +42,8 @@ def main() -> None:
 
     from mmthink.methods.edl.data import synthetic
     from mmthink.methods.edl.scores import mutual_information
-    from mmthink.methods.edl.train import EDLConfig, train_edl
+    from mmthink.methods.edl.config import EDLConfig
+    from mmthink.methods.edl.train import train_edl
 
     torch.set_num_threads(1)
     ns = [int(n) for n in args.ns.split(",")]

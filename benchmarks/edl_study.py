@@ -20,8 +20,8 @@ from pathlib import Path
 
 from common import mmthink, write_section
 
-OBJECTIVES = ["edl_mse", "edl_log", "edl_digamma", "belief_matching", "reverse_kl", "postnet", "bootstrap_distill",
-              "mixture_distill"]
+from mmthink.methods.edl.config import OBJECTIVES
+
 SCORES = ["mutual_information", "expected_entropy", "differential_entropy", "neg_total_concentration"]
 # 64 training rows make one batch of 64 per epoch: batch 16 gives the text runs 4 steps per epoch
 TEXT = ["data.name=text", "data.train_file=assets/textcls/agnews/train.jsonl",

@@ -264,7 +264,7 @@ def fair_data(
         path = export_diabetes(Path(out), n_labelled, "sex", seed)
     elif which == "synthetic":
         table = gaussian_table(n, d, n_labelled if n_labelled is not None else n // 10, seed)
-        from mmthink.runner.tracking import write_text_atomic
+        from mmthink.io import write_text_atomic
 
         path = Path(out) / "synthetic.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -400,7 +400,7 @@ def data_math(
     levels: str = typer.Option("1,2,3", "--levels", help="difficulty levels 1..4"),
 ):
     """Generate multi-step math problems with known answers and intermediate steps."""
-    from mmthink.data.rows import write_jsonl
+    from mmthink.io import write_jsonl
     from mmthink.tasks import math as math_task
 
     if n_train < 1 or n_test < 0:
@@ -422,7 +422,7 @@ def data_coat(
     cot: bool = typer.Option(False, "--cot", help="plain chain-of-thought instead of COAT (the baseline)"),
 ):
     """Write Satori format-tuning rows: synthetic COAT demonstrations of procedural math problems."""
-    from mmthink.data.rows import write_jsonl
+    from mmthink.io import write_jsonl
     from mmthink.methods.satori.coat import coat_sft_rows, cot_sft_rows
     from mmthink.tasks import math as math_task
 

@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mmthink.data.rows import write_jsonl  # noqa: E402
+from mmthink.io import write_jsonl  # noqa: E402
 from mmthink.tasks.textcls import K_SHOT as K  # noqa: E402
 
 SEED = 0

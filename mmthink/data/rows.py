@@ -7,7 +7,6 @@ A method describes its rows with a ``validate(row)`` function that raises ``BadR
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -104,12 +103,3 @@ def _validate_all(rows, validate, path: Path, lines) -> None:
 def _strip_nulls(row):
     # Arrow gives every row the union of all keys, filling absent ones with None.
     return {k: v for k, v in row.items() if v is not None} if isinstance(row, dict) else row
-
-
-def write_jsonl(rows, path: str | Path) -> None:
-    """Write rows as JSONL through a temporary file renamed into place: a killed run never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, path)

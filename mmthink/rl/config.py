@@ -5,11 +5,16 @@ from typing import List, Optional
 
 from mmthink.config import choice
 from mmthink.errors import UserError
-from mmthink.rl.rewards import RewardSpec, check_rewards
-from mmthink.runner.config import OptimConfig
+from mmthink.runner.config import OptimConfig, check_resume
 
 ESTIMATORS = ("grpo", "reinforce", "gae")
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "token-sum-norm")
+
+
+@dataclass
+class RewardSpec:
+    name: str = ""  # a function registered with ``mmthink.rl.rewards.register_reward``
+    weight: float = 1.0
 
 
 @dataclass
@@ -68,7 +73,9 @@ class RLConfig:
     resume: str = "auto"  # auto | never | a checkpoint folder
     log_samples: int = 4  # completions written to samples.jsonl each step
 
-    def check(self, world_size: int = 1, registered_rewards: bool = True) -> None:
+    def check(self, world_size: int = 1) -> None:
+        # Reward names are checked where the rewards are registered: by the pipeline that builds the RLTask
+        # (``rl.rewards.check_rewards``), not here, so that a schema imports no implementation.
         choice("rl.advantage.estimator", self.advantage.estimator, ESTIMATORS)
         choice("rl.advantage.std", self.advantage.std, ["group", "batch", "none"])
         choice("rl.advantage.baseline", self.advantage.baseline, ["none", "mean", "rloo", "batch"])
@@ -93,18 +100,10 @@ class RLConfig:
             raise UserError("GRPO needs rl.rollout.group_size >= 2 (a group of one has no spread)")
         if self.loss.dual_clip is not None and self.loss.dual_clip <= 1:
             raise UserError(f"recipe key 'rl.loss.dual_clip' must be > 1; got {self.loss.dual_clip}")
-        if self.resume not in ("auto", "never"):
-            from pathlib import Path
-
-            from mmthink.runner.checkpoint import STATE_FILE
-
-            if not (Path(self.resume) / STATE_FILE).is_file():
-                raise UserError(f"rl.resume={self.resume}: not a checkpoint folder (no {STATE_FILE})")
+        check_resume("rl.resume", self.resume)
         self.optim.check()
         if self.advantage.estimator == "gae":
             self.critic_optim.check()
-        if registered_rewards:
-            check_rewards(self.rewards)
 
     @property
     def norm_length(self) -> int:

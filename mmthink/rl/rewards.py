@@ -8,10 +8,10 @@ GRPO groups where it does not vary — such groups carry no learning signal from
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from mmthink.errors import UserError
+from mmthink.rl.config import RewardSpec
 
 RewardFn = Callable[[str, str, dict], float]
 REWARDS: dict[str, RewardFn] = {}
@@ -25,12 +25,6 @@ def register_reward(name: str):
         return fn
 
     return wrap
-
-
-@dataclass
-class RewardSpec:
-    name: str = ""
-    weight: float = 1.0
 
 
 def check_rewards(specs: Sequence[RewardSpec], key: str = "rl.rewards") -> None:

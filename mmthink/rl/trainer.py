@@ -34,7 +34,7 @@ from mmthink.rl import advantages as adv
 from mmthink.rl import losses
 from mmthink.rl.config import RLConfig
 from mmthink.rl.critic import ValueModel, completion_values
-from mmthink.rl.rewards import score
+from mmthink.rl.rewards import check_rewards, score
 from mmthink.rl.rollout import Rollout, completion_logits, generate_rollouts, micro_batches, sequence_inputs
 from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint
 from mmthink.runner.config import LoggingConfig, RunnerConfig
@@ -134,7 +134,9 @@ def train_rl(
 
     accelerator = accelerator or make_accelerator(rl_runner_config(cfg))
     world, rank = accelerator.num_processes, accelerator.process_index
-    cfg.check(world, registered_rewards=task.reward is None)
+    cfg.check(world)
+    if task.reward is None:
+        check_rewards(cfg.rewards)
     if len(task.rows) == 0:
         raise UserError("no prompt rows to train on")
     set_seed(seed)

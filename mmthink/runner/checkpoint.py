@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from mmthink.io import replace_dir, write_text_atomic
+from mmthink.runner.config import STATE_FILE
 
-STATE_FILE = "trainer_state.json"
+
 _PREFIX = "step-"
 
 
@@ -83,7 +85,7 @@ def save_checkpoint(accelerator, model, tokenizer, state: TrainState, root: Path
         save_pretrained_model(unwrapped, tokenizer, tmp / "model", None if is_peft(unwrapped) else full_state)
         if extra is not None:
             extra(tmp)
-        _write_json(tmp / STATE_FILE, asdict(state))
+        write_text_atomic(tmp / STATE_FILE, json.dumps(asdict(state), indent=2))
         os.replace(tmp, final)
         for old in list_checkpoints(root)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
@@ -128,20 +130,6 @@ def find_resume(resume: str, root: Path) -> Optional[Path]:
     return Path(resume)
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    old = final.with_name(f".old-{final.name}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def save_final(accelerator, model, tokenizer, output_dir: Path) -> Path:
     """Write the trained model to ``output_dir/model`` (plain transformers folder), atomically.
 
@@ -158,7 +146,7 @@ def save_final(accelerator, model, tokenizer, output_dir: Path) -> Path:
         tmp = output_dir / ".tmp-adapter"
         shutil.rmtree(tmp, ignore_errors=True)
         save_pretrained_model(unwrapped, tokenizer, tmp)
-        _replace_dir(tmp, output_dir / "adapter")
+        replace_dir(tmp, output_dir / "adapter")
         if getattr(unwrapped.base_model.model, "is_quantized", False):
             accelerator.wait_for_everyone()
             return output_dir / "adapter"
@@ -167,6 +155,6 @@ def save_final(accelerator, model, tokenizer, output_dir: Path) -> Path:
     tmp = output_dir / ".tmp-model"
     shutil.rmtree(tmp, ignore_errors=True)
     save_pretrained_model(unwrapped, tokenizer, tmp, state_dict)
-    _replace_dir(tmp, target)
+    replace_dir(tmp, target)
     accelerator.wait_for_everyone()
     return target

@@ -1,10 +1,19 @@
 """Recipe sections every method shares: optimiser, runner and logging settings (plain dataclasses)."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import List, Optional
 
 from mmthink.config import choice
 from mmthink.errors import UserError
+
+STATE_FILE = "trainer_state.json"  # the step and data position inside every checkpoint folder
+
+
+def check_resume(key: str, resume: str) -> None:
+    """``auto``, ``never``, or a complete checkpoint folder."""
+    if resume not in ("auto", "never") and not (Path(resume) / STATE_FILE).is_file():
+        raise UserError(f"{key}={resume}: not a checkpoint folder (no {STATE_FILE})")
 
 
 @dataclass
@@ -47,13 +56,7 @@ class RunnerConfig:
                 raise UserError(f"recipe key 'runner.{key}' must be >= 1; got {getattr(self, key)}")
         if self.max_steps < 1 and not self.epochs:
             raise UserError("recipe key 'runner.max_steps' must be >= 1 (or set runner.epochs)")
-        if self.resume not in ("auto", "never"):
-            from pathlib import Path
-
-            from mmthink.runner.checkpoint import STATE_FILE
-
-            if not (Path(self.resume) / STATE_FILE).is_file():
-                raise UserError(f"runner.resume={self.resume}: not a checkpoint folder (no {STATE_FILE})")
+        check_resume("runner.resume", self.resume)
         per_step = self.micro_batch_size * world_size
         if self.batch_size % per_step:
             raise UserError(

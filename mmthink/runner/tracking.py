@@ -7,12 +7,13 @@ that SLURM logs stay readable.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Optional
+
+from mmthink.io import write_text_atomic
 
 _VERSIONED = ("torch", "transformers", "accelerate", "peft", "datasets", "safetensors", "bitsandbytes", "omegaconf")
 
@@ -39,32 +40,6 @@ def git_commit() -> Optional[str]:
     if res.returncode != 0:
         return None
     return res.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_dir_atomic(folder: Path, fill) -> Path:
-    """Build ``folder`` through ``fill(tmp)`` in a temporary sibling, then swap it in: readers see the old
-    folder or the new one, never half of one (``os.replace`` cannot replace a non-empty folder, so the
-    old one is moved aside first)."""
-    import shutil
-
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    fill(tmp)
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
-    return folder
 
 
 def write_run_info(output_dir: Path, resolved_yaml: str, command: list[str], extra: Optional[dict] = None) -> None:

@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from mmthink.data.rows import BadRow, load_rows, need, write_jsonl
+from mmthink.data.rows import BadRow, load_rows, need
+from mmthink.io import write_jsonl
 from mmthink.errors import UserError
 from mmthink.tasks.grading import last_boxed
 

@@ -38,7 +38,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from mmthink.data.rows import BadRow, load_rows, need, write_jsonl
+from mmthink.data.rows import BadRow, load_rows, need
+from mmthink.io import write_jsonl
 
 LETTERS = "ABCDE"
 MAX_OPTIONS = len(LETTERS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from mmthink.data.rows import write_jsonl
+from mmthink.io import write_jsonl
 
 
 def arithmetic_rows(n: int, seed: int) -> list[dict]:

@@ -25,7 +25,8 @@ from typing import Iterable, Optional
 
 from PIL import Image
 
-from mmthink.data.rows import BadRow, need, write_jsonl
+from mmthink.data.rows import BadRow, need
+from mmthink.io import write_jsonl
 from mmthink.errors import UserError
 
 ICE, HOLE, START, GOAL = 0, -1, 1, 2

@@ -15,10 +15,11 @@ from typing import Optional, Sequence
 import torch
 
 from mmthink.config import to_yaml
-from mmthink.data.rows import write_jsonl
+from mmthink.io import write_jsonl
 from mmthink.errors import UserError
 from mmthink.methods.bbpt.config import VOTING, BBPTRecipe
-from mmthink.runner.tracking import Progress, write_dir_atomic, write_run_info, write_text_atomic
+from mmthink.runner.tracking import Progress, write_run_info
+from mmthink.io import write_dir_atomic, write_text_atomic
 
 
 def make_box(box_cfg, task):

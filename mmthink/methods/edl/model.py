@@ -16,14 +16,11 @@ import torch
 from torch import Tensor, nn
 
 from mmthink.errors import UserError
-from mmthink.runner.tracking import write_dir_atomic
+from mmthink.io import write_dir_atomic
+from mmthink.methods.edl.config import EXP_RAW
 from mmthink.methods.edl.losses import evidence_to_alpha
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
-# α = exp(logits) without the +1: the Bootstrap-Distill network needs α_k < 1 to fit near one-hot member
-# predictions (with α >= 1 the off-class push saturates every logit and the fit collapses).
-EXP_RAW = "exp_raw"
-EVIDENCE_KINDS = ["softplus", "exp", "relu", EXP_RAW]
 
 
 class EvidentialMLP(nn.Module):

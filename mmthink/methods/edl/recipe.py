@@ -11,7 +11,8 @@ from typing import Optional, Sequence
 from mmthink.config import to_yaml
 from mmthink.errors import UserError
 from mmthink.methods.edl.config import EDLRecipe
-from mmthink.runner.tracking import write_run_info, write_text_atomic
+from mmthink.runner.tracking import write_run_info
+from mmthink.io import write_text_atomic
 
 
 def load_split(cfg: EDLRecipe):

@@ -58,59 +58,18 @@ generator, seeded with it at the start).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmthink.config import choice
 from mmthink.errors import UserError
 from mmthink.methods.edl import losses as L
-from mmthink.methods.edl.model import EVIDENCE_KINDS, EvidentialMLP
+from mmthink.methods.edl.config import EDLConfig
+from mmthink.methods.edl.model import EvidentialMLP
 from mmthink.methods.edl.postnet import PosteriorNetwork
 from mmthink.runner.tracking import Progress
 
-OBJECTIVES = ["edl_mse", "edl_log", "edl_digamma", "belief_matching", "reverse_kl", "postnet", "bootstrap_distill",
-              "mixture_distill"]
 _KL_ANNEALED = {"edl_mse": L.edl_mse_loss, "edl_log": L.edl_log_loss, "edl_digamma": L.edl_digamma_loss}
-
-
-@dataclass
-class EDLConfig:
-    objective: str = "edl_digamma"  # one of OBJECTIVES
-    hidden: int = 64  # MLP width (two hidden layers)
-    epochs: int = 50  # per network (each member and the distilled net for bootstrap_distill)
-    lr: float = 1e-3  # Adam
-    batch_size: int = 64
-    kl_anneal_epochs: int = 10  # edl_*: KL weight min(1, epoch / kl_anneal_epochs)
-    members: int = 5  # bootstrap_distill: M bootstrap softmax classifiers
-    evidence: str = "softplus"  # classic objectives: softplus | exp | relu (α = evidence + 1) | exp_raw
-    distill_evidence: str = "exp_raw"  # bootstrap_distill's Dirichlet net: α = exp(logits), may be < 1
-    bm_coef: float = 1.0  # belief_matching: KL weight (1 = exact ELBO)
-    target_concentration: float = 100.0  # reverse_kl
-    components_per_class: int = 1  # mixture_distill: K = this × classes (VB empties surplus components in our runs)
-    mixture_prior: float = 1.0  # mixture_distill: each component's prior Dir(mixture_prior · 1)
-    target_samples: int = 32  # mixture_distill: target draws per minibatch when distilling
-    latent_dim: int = 4  # postnet: latent size of the class densities
-    flow_layers: int = 4  # postnet: radial flow layers per class density (0 = a diagonal Gaussian)
-    entropy_reg: float = 1e-5  # postnet: weight of the entropy bonus in the Bayesian loss
-    seed: int = 0
-
-    def check(self) -> None:
-        choice("edl.objective", self.objective, OBJECTIVES)
-        choice("edl.evidence", self.evidence, EVIDENCE_KINDS)
-        choice("edl.distill_evidence", self.distill_evidence, EVIDENCE_KINDS)
-        for key in ("hidden", "epochs", "batch_size", "members", "components_per_class", "target_samples",
-                    "latent_dim"):
-            if int(getattr(self, key)) < 1:
-                raise UserError(f"recipe key 'edl.{key}' must be >= 1; got {getattr(self, key)}")
-        for key in ("kl_anneal_epochs", "flow_layers", "entropy_reg"):
-            if getattr(self, key) < 0:
-                raise UserError(f"recipe key 'edl.{key}' must be >= 0; got {getattr(self, key)}")
-        for key in ("lr", "bm_coef", "target_concentration", "mixture_prior"):
-            if not float(getattr(self, key)) > 0:
-                raise UserError(f"recipe key 'edl.{key}' must be > 0; got {getattr(self, key)}")
 
 
 def _check_data(x: Tensor, y: Tensor) -> int:

@@ -30,44 +30,10 @@ import numpy as np
 import torch
 
 from mmthink.errors import UserError
+from mmthink.methods.fair.config import BootstrapConfig
 from mmthink.methods.fair.data import is_discrete
 from mmthink.methods.fair.gaussian import CONSTRAINED, NO_LOSS, rho_from_mutual_information
 from mmthink.runner.tracking import Progress
-
-NOTIONS, MEASURES, MODELS = ("independence", "separation"), ("auto", "corr", "dp"), ("linear", "mlp")
-
-
-@dataclass
-class BootstrapConfig:
-    model: str = "linear"  # linear (linear / logistic regression) | mlp (one tanh hidden layer)
-    notion: str = "independence"  # independence (demographic parity) | separation (equalised odds)
-    measure: str = "auto"  # auto: corr for a continuous or binary S (ε means what it means for the closed
-    #                        form), dp for a discrete S with > 2 groups; dp on a binary S makes ε the gap itself
-    replicates: int = 50  # B bootstrap replicates of the S-labelled rows
-    quantile: float = 1.0  # q: the constrained upper quantile of the B violations (1.0 = worst replicate)
-    hidden: int = 32  # mlp width
-    steps: int = 300  # Adam steps per penalty round
-    lr: float = 0.03
-    weight_decay: float = 0.0
-    lam0: float = 1.0  # first penalty weight; ×lam_growth each round
-    lam_growth: float = 10.0
-    max_rounds: int = 6  # penalty rounds after the unconstrained one
-    margin: float = 0.9  # train against margin·budget, accept ≤ budget
-    threads: int = 1  # torch threads while fitting: tiny full-batch steps stall (~50×) when threads are contended
-    seed: int = 0
-
-    def check(self) -> None:
-        if self.model not in MODELS:
-            raise UserError(f"bootstrap model must be one of {MODELS} (got '{self.model}')")
-        if self.notion not in NOTIONS:
-            raise UserError(f"fairness notion must be one of {NOTIONS} (got '{self.notion}')")
-        if self.measure not in MEASURES:
-            raise UserError(f"fairness measure must be one of {MEASURES} (got '{self.measure}')")
-        if not 0 < self.quantile <= 1:
-            raise UserError(f"bootstrap quantile must be in (0, 1] (got {self.quantile})")
-        if self.replicates < 1 or self.steps < 1:
-            raise UserError("bootstrap replicates and steps must be ≥ 1")
-
 
 @dataclass
 class BootstrapFit:

@@ -198,7 +198,7 @@ def export_diabetes(folder, n_labelled: Optional[int] = None, sensitive: str = "
     """
     from sklearn.datasets import load_diabetes
 
-    from mmthink.runner.tracking import write_text_atomic
+    from mmthink.io import write_text_atomic
 
     frame = load_diabetes(as_frame=True, scaled=False).frame
     if sensitive not in frame.columns:

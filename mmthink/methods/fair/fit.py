@@ -24,10 +24,9 @@ import numpy as np
 
 from mmthink.errors import UserError
 from mmthink.methods.fair import gaussian as G
+from mmthink.methods.fair.config import ALGORITHMS, RADII, TASKS, BootstrapConfig
 from mmthink.methods.fair.data import FairData, check_eps, is_discrete, read_table, select_columns
 
-METHODS, TASKS, RADII = ("gaussian", "robust", "bootstrap"), ("auto", "regression", "classification"), (
-    "concentration", "bootstrap")
 
 
 @dataclass
@@ -103,11 +102,11 @@ def fit_fair(table, target: Optional[str] = None, sensitive: Optional[str] = Non
              task: str = "auto", radius: str = "concentration", delta: float = 0.05, radius_replicates: int = 200,
              bootstrap=None, holdout: float = 0.0, seed: int = 0, progress: str = "none") -> FairResult:
     """Fit on ``table`` (path, DataFrame or FairData); ``holdout`` > 0 keeps that fraction of rows for evaluation."""
-    from mmthink.methods.fair.bootstrap import BootstrapConfig, fit_bootstrap
+    from mmthink.methods.fair.bootstrap import fit_bootstrap
 
     eps = check_eps(eps)
-    if method not in METHODS:
-        raise UserError(f"method must be one of {METHODS} (got '{method}')")
+    if method not in ALGORITHMS:
+        raise UserError(f"method must be one of {ALGORITHMS} (got '{method}')")
     if task not in TASKS:
         raise UserError(f"task must be one of {TASKS} (got '{task}')")
     if radius not in RADII:
@@ -231,7 +230,7 @@ def _plain(v):
 
 def save_result(folder, result: FairResult) -> Path:
     """``folder/result.json`` (everything but the weights) and ``folder/weights.npz``, each written atomically."""
-    from mmthink.runner.tracking import write_text_atomic
+    from mmthink.io import write_text_atomic
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

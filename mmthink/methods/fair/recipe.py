@@ -14,7 +14,8 @@ from typing import Sequence
 
 from mmthink.config import to_yaml
 from mmthink.methods.fair.config import FairRecipe
-from mmthink.runner.tracking import write_run_info, write_text_atomic
+from mmthink.runner.tracking import write_run_info
+from mmthink.io import write_text_atomic
 
 
 def fit(cfg: FairRecipe, command: Sequence[str] = ()) -> dict:

@@ -6,12 +6,13 @@ from typing import List, Optional
 from mmthink.config import choice
 from mmthink.errors import UserError
 from mmthink.models.config import ModelConfig
-from mmthink.ops.latent import LATENT_MODES
-from mmthink.rl.config import AdvantageConfig, RLConfig, RolloutConfig
-from mmthink.rl.rewards import RewardSpec
+from mmthink.rl.config import AdvantageConfig, RewardSpec, RLConfig, RolloutConfig
 from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig
 
 LATENT_TOKENS = ["<|latent_start|>", "<|latent_pad|>", "<|latent_end|>"]
+# What fills the latent slots at inference (``ops.latent.latent_generate``'s ``latent_mode``): the model's
+# own hidden states, or the ablations zeros / noise / ground-truth pooled targets.
+LATENT_MODES = ("model", "zeros", "noise", "target")
 
 
 @dataclass
@@ -104,8 +105,6 @@ class MirageRecipe:
         self.logging.check()
         for stage in self.stages:
             if stage == 3:
-                import mmthink.methods.mirage.grpo  # noqa: F401  registers the VSP rewards
-
                 self.stage3.check(world_size)
                 continue
             sc = self._stage(stage)

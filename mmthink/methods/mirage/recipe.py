@@ -27,9 +27,10 @@ from mmthink.models.loading import is_image_text, load_model
 from mmthink.ops.latent import LatentTokens
 from mmthink.runner import world_size
 from mmthink.runner.checkpoint import save_final
+from mmthink.rl.rewards import check_rewards
 from mmthink.rl.trainer import RLTask, rl_runner_config, train_rl
 from mmthink.runner.loop import Task, fit, make_accelerator
-from mmthink.runner.tracking import write_text_atomic
+from mmthink.io import write_text_atomic
 from mmthink.tasks.vsp import validate_vsp_row
 
 
@@ -47,6 +48,8 @@ def _load_vlm(cfg: MirageRecipe, train: bool):
 def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
     world = world_size()
     cfg.check(world)
+    if 3 in cfg.stages:
+        check_rewards(cfg.stage3.rewards, "stage3.rewards")  # the VSP rewards are registered by grpo
     train_file = Path(cfg.data.train_file)
     rows = list(load_rows(train_file, validate_vsp_row, cfg.data.limit))
     eval_rows = list(load_rows(cfg.data.eval_file, validate_vsp_row)) if cfg.data.eval_file else None

@@ -24,12 +24,9 @@ import random
 import re
 
 from mmthink.errors import UserError
+from mmthink.methods.satori.config import CONTINUE, DEFAULT_MIX, DEMO_KINDS, EXPLORE, META_TOKENS, REFLECT
 from mmthink.tasks.math import STEP_EQUATION, answer_line, apply, cot_solution, prompt
 
-CONTINUE, REFLECT, EXPLORE = "<|continue|>", "<|reflect|>", "<|explore|>"
-META_TOKENS = (CONTINUE, REFLECT, EXPLORE)
-DEMO_KINDS = ("continue", "reflect", "explore")
-DEFAULT_MIX = {"continue": 0.4, "reflect": 0.4, "explore": 0.2}
 _META = re.compile("|".join(re.escape(t) for t in META_TOKENS))
 _INVERSE = {"+": "-", "-": "+", "*": "/", "/": "*"}
 

@@ -5,10 +5,15 @@ from typing import Dict, List, Optional
 
 from mmthink.config import choice
 from mmthink.errors import UserError
-from mmthink.methods.satori.coat import DEFAULT_MIX, DEMO_KINDS, META_TOKENS
 from mmthink.models.config import ModelConfig
 from mmthink.rl.config import AdvantageConfig, LossConfig, RLConfig, RolloutConfig
 from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig
+
+# The meta-action tokens of Chain-of-Action-Thought, and the kinds of synthetic demonstration that teach them.
+CONTINUE, REFLECT, EXPLORE = "<|continue|>", "<|reflect|>", "<|explore|>"
+META_TOKENS = (CONTINUE, REFLECT, EXPLORE)
+DEMO_KINDS = ("continue", "reflect", "explore")
+DEFAULT_MIX = {"continue": 0.4, "reflect": 0.4, "explore": 0.2}
 
 
 @dataclass
@@ -116,4 +121,4 @@ class SatoriRecipe:
             self.format.optim.check()
             self.format.runner.check(world_size)
         if "rl" in self.stages:
-            self.rl.check(world_size, registered_rewards=False)
+            self.rl.check(world_size)

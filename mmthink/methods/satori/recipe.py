@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from mmthink.config import to_yaml
-from mmthink.data.rows import write_jsonl
+from mmthink.io import write_jsonl
 from mmthink.errors import UserError
 from mmthink.methods.satori.coat import REFLECT, coat_sft_rows, cot_sft_rows
 from mmthink.methods.satori.config import SatoriRecipe
@@ -31,7 +31,7 @@ from mmthink.runner import world_size
 from mmthink.runner.checkpoint import save_final
 from mmthink.runner.loop import fit, make_accelerator
 from mmthink.runner.sft import sft_task, tokenize_rows
-from mmthink.runner.tracking import write_text_atomic
+from mmthink.io import write_text_atomic
 from mmthink.tasks import math as math_task
 from mmthink.tasks.grading import grade
 

@@ -21,7 +21,7 @@ from mmthink.runner import world_size
 from mmthink.runner.checkpoint import save_final
 from mmthink.runner.loop import fit, make_accelerator
 from mmthink.runner.sft import evaluate_rows, sft_task, tokenize_rows
-from mmthink.runner.tracking import write_text_atomic
+from mmthink.io import write_text_atomic
 
 
 def _evaluate(model, tokenizer, rows, cfg: SFTRecipe, accelerator=None) -> dict:

@@ -23,7 +23,8 @@ import torch
 
 from mmthink.errors import UserError
 from mmthink.methods.thermometer.features_io import TaskFeatures
-from mmthink.methods.thermometer.fit import ThermometerConfig, train_thermometer
+from mmthink.methods.thermometer.config import ThermometerConfig
+from mmthink.methods.thermometer.fit import train_thermometer
 from mmthink.methods.thermometer.model import dataset_temperature
 from mmthink.metrics.calibration import apply_temperature, calibration_report, fit_temperature, reliability_diagram
 

@@ -218,7 +218,8 @@ def run_chunks(rows: list[dict], out_path: Path, compute: Callable, meta: dict, 
     """
     import torch
 
-    from mmthink.runner.tracking import Progress, write_text_atomic
+    from mmthink.runner.tracking import Progress
+    from mmthink.io import write_text_atomic
 
     if chunk_size < 1:
         raise UserError(f"chunk_size must be >= 1; got {chunk_size}")
@@ -312,7 +313,7 @@ def extract_all(model_cfg, task_files: list, out_dir, batch_size: int = 16, limi
     written to ``out_dir/extract_summary.json``.
     """
     from mmthink.methods.thermometer.freeform import extract_freeform
-    from mmthink.runner.tracking import write_text_atomic
+    from mmthink.io import write_text_atomic
     from mmthink.tasks.mcq import load_freeform
 
     choice("scoring", scoring, list(SCORINGS))

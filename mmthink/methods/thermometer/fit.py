@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Callable, Optional
 
 import torch
@@ -24,36 +24,9 @@ import torch.nn.functional as F
 
 from mmthink.errors import UserError
 from mmthink.methods.thermometer.features_io import TaskFeatures
-from mmthink.methods.thermometer.losses import GAMMA_SCALE, GAMMA_SHAPE, thermometer_loss
+from mmthink.methods.thermometer.config import ThermometerConfig
+from mmthink.methods.thermometer.losses import thermometer_loss
 from mmthink.methods.thermometer.model import Thermometer, dataset_inverse_temperature
-
-
-@dataclass
-class ThermometerConfig:
-    hidden: int = 256  # h of each branch; the paper: 256 for FLAN-T5-XL (d = 2048), 512 for LLaMA-2-7B
-    steps: int = 5000  # optimiser steps, one task and one minibatch each
-    batch_size: int = 128  # labelled rows per minibatch (a task with fewer gives all of them)
-    lr: float = 1e-3  # AdamW
-    weight_decay: float = 1e-4
-    lam: float = 1e-2  # weight of the Gamma prior on the task temperature
-    gamma_shape: float = GAMMA_SHAPE  # k; the prior's mode (k - 1) * theta = 1
-    gamma_scale: float = GAMMA_SCALE  # theta
-    val_every: int = 50  # steps between validations (best mean val NLL is kept)
-    val_fraction: float = 0.1  # share of each task's labelled rows held out for validation
-    seed: int = 0  # initial weights, task/minibatch sampling and the train/val splits
-
-    def check(self) -> None:
-        for key in ("hidden", "steps", "batch_size", "val_every"):
-            if getattr(self, key) < 1:
-                raise UserError(f"recipe key 'thermometer.{key}' must be >= 1; got {getattr(self, key)}")
-        if self.lr <= 0:
-            raise UserError(f"recipe key 'thermometer.lr' must be > 0; got {self.lr}")
-        if self.lam < 0:
-            raise UserError(f"recipe key 'thermometer.lam' must be >= 0; got {self.lam}")
-        if self.gamma_shape <= 0 or self.gamma_scale <= 0:
-            raise UserError("recipe keys 'thermometer.gamma_shape' and 'thermometer.gamma_scale' must be > 0")
-        if not 0 <= self.val_fraction < 1:
-            raise UserError(f"recipe key 'thermometer.val_fraction' must be in [0, 1); got {self.val_fraction}")
 
 
 def split_rows(task: TaskFeatures, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-GAMMA_SHAPE, GAMMA_SCALE = 1.25, 4.0
+from mmthink.methods.thermometer.config import GAMMA_SCALE, GAMMA_SHAPE
 
 
 def gamma_prior_nll(tau: torch.Tensor, shape: float = GAMMA_SHAPE, scale: float = GAMMA_SCALE) -> torch.Tensor:

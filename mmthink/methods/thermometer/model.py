@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from mmthink.errors import UserError
-from mmthink.runner.tracking import write_dir_atomic
+from mmthink.io import write_dir_atomic
 
 FORMAT = "mmthink.thermometer.calibrator/1"
 WEIGHTS, CONFIG = "model.safetensors", "config.json"

@@ -17,7 +17,8 @@ from mmthink.config import to_yaml
 from mmthink.errors import UserError
 from mmthink.methods.thermometer.config import ThermometerRecipe
 from mmthink.paths import assets_dir
-from mmthink.runner.tracking import MetricsLog, write_run_info, write_text_atomic
+from mmthink.runner.tracking import MetricsLog, write_run_info
+from mmthink.io import write_text_atomic
 
 
 def features_dir(cfg: ThermometerRecipe) -> Path:

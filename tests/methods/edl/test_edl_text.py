@@ -7,7 +7,8 @@ import torch
 from mmthink.errors import UserError
 from mmthink.methods.edl import text as T
 from mmthink.methods.edl.evaluate import evaluate
-from mmthink.methods.edl.train import EDLConfig, train_edl
+from mmthink.methods.edl.config import EDLConfig
+from mmthink.methods.edl.train import train_edl
 
 POS = ["I loved this film", "what a wonderful day", "the food was delicious", "a truly great book",
        "this is fantastic news", "she did an excellent job", "I am very happy with it", "a beautiful song",

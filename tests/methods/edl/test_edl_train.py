@@ -8,7 +8,8 @@ from mmthink.methods.edl.evaluate import SCORES, evaluate
 from mmthink.methods.edl.model import load_model, save_model
 from mmthink.methods.edl import losses as L
 from mmthink.methods.edl.postnet import PosteriorNetwork
-from mmthink.methods.edl.train import OBJECTIVES, EDLConfig, fit_mixture_target, train_edl
+from mmthink.methods.edl.config import OBJECTIVES, EDLConfig
+from mmthink.methods.edl.train import fit_mixture_target, train_edl
 from mmthink.runner.tracking import Progress
 
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mmthink.errors import UserError
-from mmthink.methods.fair.bootstrap import BootstrapConfig, group_gap, violations, weighted_corr
+from mmthink.methods.fair.bootstrap import group_gap, violations, weighted_corr
+from mmthink.methods.fair.config import BootstrapConfig
 from mmthink.methods.fair.data import export_diabetes, gaussian_table, read_table, select_columns
 from mmthink.methods.fair.fit import (
     evaluate, fit_fair, label_curve, load_result, plot_value_of_labels, predict, save_result,

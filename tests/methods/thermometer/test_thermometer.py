@@ -5,7 +5,8 @@ from mmthink.errors import UserError
 from mmthink.methods.thermometer.apply import calibrate_task
 from mmthink.methods.thermometer.evaluate import METHODS, format_report, leave_one_task_out, pooled_labelled
 from mmthink.methods.thermometer.features_io import TaskFeatures, load_features, save_task
-from mmthink.methods.thermometer.fit import ThermometerConfig, split_rows, train_thermometer, training_record
+from mmthink.methods.thermometer.config import ThermometerConfig
+from mmthink.methods.thermometer.fit import split_rows, train_thermometer, training_record
 from mmthink.methods.thermometer.losses import gamma_prior_nll, thermometer_loss
 from mmthink.methods.thermometer.model import (
     Thermometer,
