@@ -157,3 +157,28 @@ def to_yaml(obj) -> str:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_yaml(OmegaConf.structured(obj))
+
+
+def find_recipe(name: str) -> Path:
+    """A recipe file: a path, or the name of a shipped recipe (``tiny/sft``, ``sft.yaml``)."""
+    from mmthink.paths import recipes_dir
+
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = recipes_dir() / (name if name.endswith(".yaml") else f"{name}.yaml")
+    if shipped.is_file():
+        return shipped
+    raise UserError(f"recipe file not found: {name}")
+
+
+def load(schema: type[T], recipe: str | Path | None, overrides: Sequence[str], method: str | None = None) -> T:
+    """The one recipe loader of every command: ``recipe`` (a path or shipped name; ``None``: the schema's
+    defaults) with ``overrides`` applied, refused when it names another method than ``method``."""
+    if recipe is not None:
+        cfg = load_recipe(find_recipe(str(recipe)), overrides, schema)
+    else:
+        cfg = build(schema, parse_overrides(overrides, schema))
+    if method is not None and getattr(cfg, "method", method) != method:
+        raise UserError(f"recipe {recipe} is for method '{cfg.method}', not '{method}'")
+    return cfg

@@ -1,67 +1,88 @@
-"""Every method of the toolkit by name, with where its recipe schema and entry points live.
+"""Every method of mmthink, one row each, and the shared verbs: what the command line mounts.
 
-Entries are import paths, not imports, so that ``mmthink --help`` loads no method (and no torch).
-A method that is not built yet has ``None``: the CLI answers "not implemented yet" and exits 2.
+A row names its pieces by import path ("module:attribute"), never by import, so that ``mmthink
+--help`` loads no method, no torch and no transformers; the one-line ``help`` of each verb is here
+for the same reason. A row gives a method's recipe schema, its ``train`` / ``eval`` entry points,
+the verbs it owns (a Typer sub-app such as ``mmthink calibrate``), and the data generators it adds to
+``mmthink data``. A piece that is not built yet is ``None``: the command answers "not implemented
+yet" and exits 2.
+
+Adding a method is adding a row here (see docs/methods.md, "Adding a method").
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from mmthink.errors import UserError
 
 
 @dataclass(frozen=True)
+class Verb:
+    target: Optional[str]  # "module:attribute": a Typer app or a command function; None: not built yet
+    help: str  # the line ``--help`` shows
+
+
+@dataclass(frozen=True)
 class Method:
-    schema: str  # "module:Class" of the recipe dataclass
+    help: str
+    paper: Optional[str] = None  # its note in shared/papers/
+    schema: Optional[str] = None  # "module:Class" of the recipe dataclass
     train: Optional[str] = None  # "module:function(cfg, command) -> metrics"
     eval: Optional[str] = None  # "module:function(cfg, checkpoint, data, out) -> metrics"
+    verbs: dict = field(default_factory=dict)  # top-level commands of its own: name -> Verb
+    data: dict = field(default_factory=dict)  # generators under ``mmthink data``: name -> Verb
 
 
-METHODS: dict[str, Optional[Method]] = {
-    "sft": Method(
-        schema="mmthink.methods.sft.config:SFTRecipe",
-        train="mmthink.methods.sft.recipe:train",
-        eval="mmthink.methods.sft.recipe:evaluate",
-    ),
-    "mirage": Method(
-        schema="mmthink.methods.mirage.config:MirageRecipe",
-        train="mmthink.methods.mirage.recipe:train",
-        eval="mmthink.methods.mirage.recipe:evaluate",
-    ),
-    "satori": Method(
-        schema="mmthink.methods.satori.config:SatoriRecipe",
-        train="mmthink.methods.satori.recipe:train",
-        eval="mmthink.methods.satori.recipe:evaluate",
-    ),
-    "evoscale": None,
-    "tango": None,
-    "tts": None,
-    "mole": None,
-    "edl": Method(
-        schema="mmthink.methods.edl.config:EDLRecipe",
-        train="mmthink.methods.edl.recipe:train",
-        eval="mmthink.methods.edl.recipe:evaluate",
-    ),
-    "bbpt": Method(
-        schema="mmthink.methods.bbpt.config:BBPTRecipe",
-        train="mmthink.methods.bbpt.recipe:train",
-        eval="mmthink.methods.bbpt.recipe:evaluate",
-    ),
+M = "mmthink.methods"
+
+METHODS: dict[str, Method] = {
+    "sft": Method("chat SFT of a causal LM (the supervised stage of every method)",
+                  schema=f"{M}.sft.config:SFTRecipe", train=f"{M}.sft.pipeline:train",
+                  eval=f"{M}.sft.pipeline:evaluate"),
+    "mirage": Method("Mirage: latent visual tokens (stages 1-3), VSP evaluation", "mirage.md",
+                     schema=f"{M}.mirage.config:MirageRecipe", train=f"{M}.mirage.pipeline:train",
+                     eval=f"{M}.mirage.pipeline:evaluate"),
+    "satori": Method("Satori: COAT format tuning, PPO with Restart-and-Explore", "satori.md",
+                     schema=f"{M}.satori.config:SatoriRecipe", train=f"{M}.satori.pipeline:train",
+                     eval=f"{M}.satori.pipeline:evaluate",
+                     data={"coat": Verb(f"{M}.satori.cli:coat",
+                                        "Satori format-tuning rows: COAT (or plain CoT) demonstrations of math rows")}),
+    "evoscale": Method("EvoScale: evolutionary test-time scaling", "evoscale.md"),
+    "tango": Method("Tango: generator and verifier co-trained by RL", "tango.md"),
+    "vca": Method("VCA: curiosity-driven video agent", "vca.md",
+                  verbs={"video-explore": Verb(None, "VCA video exploration")}),
+    "tts": Method("TTS-Llama: an LLM that speaks", "tts_mole.md"),
+    "mole": Method("MoLE-Llama: a mixture of LoRA experts that speaks", "tts_mole.md"),
+    "thermometer": Method("Thermometer: one calibrator for an LM across tasks", "thermometer.md",
+                          schema=f"{M}.thermometer.config:ThermometerRecipe",
+                          verbs={"calibrate": Verb(f"{M}.thermometer.cli:app",
+                                                   "Thermometer: calibrate an LM across tasks, apply it to new ones.")}),
+    "edl": Method("consistent evidential deep learning", "edl.md",
+                  schema=f"{M}.edl.config:EDLRecipe", train=f"{M}.edl.pipeline:train",
+                  eval=f"{M}.edl.pipeline:evaluate"),
+    "bbpt": Method("black-box prompt tuning with uncertainty", "bbpt.md",
+                   schema=f"{M}.bbpt.config:BBPTRecipe", train=f"{M}.bbpt.pipeline:train",
+                   eval=f"{M}.bbpt.pipeline:evaluate"),
+    "fair": Method("robust fair information bottleneck", "fair.md", schema=f"{M}.fair.config:FairRecipe",
+                   verbs={"fair": Verb(f"{M}.fair.cli:app",
+                                       "Fair predictors when the sensitive attribute is mostly unknown (robust IB).")}),
 }
 
-# Methods driven by their own commands (``mmthink calibrate ...``, ``mmthink fair ...``): recipe schemas.
-COMMAND_METHODS: dict[str, tuple[str, str]] = {
-    "thermometer": ("calibrate", "mmthink.methods.thermometer.config:ThermometerRecipe"),
-    "fair": ("fair", "mmthink.methods.fair.config:FairRecipe"),
+# Verbs that belong to no method.
+SHARED_VERBS: dict[str, Verb] = {
+    "serve": Verb(None, "OpenAI-style HTTP server"),
 }
 
-# Commands of the mission that are not methods of ``train``/``eval``.
-COMMANDS_NOT_BUILT = {
-    "serve": "OpenAI-style HTTP server",
-    "video-explore": "VCA video exploration",
+# Data generators of the shared task layer; methods add theirs in their rows.
+TASK_DATA: dict[str, Verb] = {
+    "vsp": Verb("mmthink.tasks.cli:vsp", "VSP (FrozenLake) rows in the official Mirage format, with images"),
+    "math": Verb("mmthink.tasks.cli:math", "multi-step math problems with known answers and intermediate steps"),
+    "mcq": Verb("mmthink.tasks.cli:mcq", "the multiple-choice and free-form QA tasks of assets/mcq"),
+    "textcls": Verb("mmthink.tasks.cli:textcls", "the few-shot text classification tasks of assets/textcls"),
+    "toy": Verb("mmthink.tasks.cli:toy", "the toy arithmetic chat rows of data/toy (SFT smoke runs)"),
 }
 
 
@@ -70,22 +91,39 @@ def load(path: str):
     return getattr(importlib.import_module(module), name)
 
 
+def verbs() -> dict[str, Verb]:
+    """Every top-level verb a method or the shared layer adds, by name."""
+    out = dict(SHARED_VERBS)
+    for m in METHODS.values():
+        out.update(m.verbs)
+    return out
+
+
+def data_generators() -> dict[str, Verb]:
+    out = dict(TASK_DATA)
+    for m in METHODS.values():
+        out.update(m.data)
+    return out
+
+
+def names(action: str) -> list[str]:
+    """Methods that have ``action`` ('train' or 'eval') built."""
+    return [n for n, m in METHODS.items() if getattr(m, action)]
+
+
 def schema(name: str) -> type:
-    """The recipe schema of any method, trained through ``train`` or driven by its own command."""
-    if name in COMMAND_METHODS:
-        return load(COMMAND_METHODS[name][1])
-    if METHODS.get(name) is None:
+    """The recipe dataclass of method ``name``."""
+    row = METHODS.get(name)
+    if row is None or row.schema is None:
         raise UserError(f"unknown or unbuilt method '{name}'")
-    return load(METHODS[name].schema)
+    return load(row.schema)
 
 
-def method(name: str, action: str) -> tuple[type, object]:
-    """(recipe schema, entry point) of ``name`` for ``action`` ('train' or 'eval')."""
+def entry(name: str, action: str) -> str:
+    """The import path of the entry point of ``action`` ('train' or 'eval') of method ``name``."""
     if name not in METHODS:
-        known = ", ".join(sorted(METHODS))
-        raise UserError(f"unknown method '{name}'; known methods: {known}")
-    entry = METHODS[name]
-    target = getattr(entry, action) if entry else None
+        raise UserError(f"unknown method '{name}'; known methods: {', '.join(sorted(METHODS))}")
+    target = getattr(METHODS[name], action)
     if target is None:
         raise UserError(f"'{action} {name}' is not implemented yet")
-    return load(entry.schema), load(target)
+    return target

@@ -57,8 +57,9 @@ def test_every_shipped_recipe_validates_and_documents_its_commands(path):
     cfg = load_recipe(path, [], registry.schema(method))
     cfg.check()
     head = text.split("\n\n")[0]
-    if method in registry.COMMAND_METHODS:  # one-process commands: their own command, SLURM, and a multi-GPU word
-        needles = (f"mmthink {registry.COMMAND_METHODS[method][0]}", "sbatch", "Several GPUs")
+    row = registry.METHODS[method]
+    if row.train is None:  # one-process commands: their own verb, SLURM, and a multi-GPU word
+        needles = (f"mmthink {next(iter(row.verbs))}", "sbatch", "Several GPUs")
     else:
         needles = ("mmthink train", "accelerate launch", "sbatch")
     for needle in needles:

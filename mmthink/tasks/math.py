@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import random
 import re
-import sys
-from pathlib import Path
 from typing import Callable, Optional
 
 from mmthink.data.rows import BadRow, load_rows, need
-from mmthink.io import write_jsonl
 from mmthink.errors import UserError
 from mmthink.tasks.grading import last_boxed
 
@@ -336,15 +333,3 @@ def normalize_row(row: dict) -> dict:
 def load_math(path, limit: Optional[int] = None) -> list[dict]:
     """Rows of a .jsonl/.parquet file in our format, GSM8K's or MATH's, validated and normalised."""
     return [normalize_row(r) for r in load_rows(path, validate_math_row, limit)]
-
-
-if __name__ == "__main__":
-    args, defaults = sys.argv[1:], ["5000", "300", "0"]
-    if not 1 <= len(args) <= 4:
-        sys.exit("usage: python -m mmthink.tasks.math OUT_DIR [N_TRAIN=5000] [N_TEST=300] [SEED=0]")
-    out = Path(args[0])
-    n_train, n_test, seed = (int(a) for a in args[1:] + defaults[len(args) - 1:])
-    train, test = generate_split(n_train, n_test, seed)
-    write_jsonl(train, out / "train.jsonl")
-    write_jsonl(test, out / "test.jsonl")
-    print(f"wrote {len(train)} rows to {out / 'train.jsonl'} and {len(test)} to {out / 'test.jsonl'}")

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import random
 import re
-import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -563,10 +562,3 @@ def write_all(out_dir: Path, seed: int = SEED) -> list[Path]:
         paths.append(out_dir / "freeform" / f"{task}.jsonl")
         write_jsonl(generate_freeform(task, seed), paths[-1])
     return paths
-
-
-if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3):
-        sys.exit("usage: python -m mmthink.tasks.mcq OUT_DIR [SEED]")
-    for p in write_all(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) == 3 else SEED):
-        print(f"wrote {p}")

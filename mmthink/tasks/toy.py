@@ -1,6 +1,6 @@
 """A toy chat task for smoke runs of the supervised path: two-number arithmetic with exact answers.
 
-``python -m mmthink.tasks.toy`` rewrites the committed copies under ``data/toy/``; a test checks that
+``mmthink data toy`` rewrites the committed copies under ``data/toy/``; a test checks that
 they match this generator.
 """
 
@@ -26,11 +26,14 @@ def arithmetic_rows(n: int, seed: int) -> list[dict]:
     return rows
 
 
-
-
+# File name -> (rows, seed) of the committed splits.
 SPLITS = {"arith_train.jsonl": (2000, 0), "arith_eval.jsonl": (100, 1)}
 
-if __name__ == "__main__":
+
+def write_all(out_dir) -> list[Path]:
+    """Write every split of ``SPLITS`` under ``out_dir``; returns the paths."""
+    paths = []
     for name, (n, seed) in SPLITS.items():
-        write_jsonl(arithmetic_rows(n, seed), Path("data/toy") / name)
-        print(f"wrote data/toy/{name}")
+        paths.append(Path(out_dir) / name)
+        write_jsonl(arithmetic_rows(n, seed), paths[-1])
+    return paths

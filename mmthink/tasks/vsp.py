@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import sys
 from collections import deque
 from pathlib import Path
 from typing import Iterable, Optional
@@ -373,7 +372,7 @@ def _summary(scores: list[dict]) -> dict:
             "invalid_rate": sum(s["invalid"] for s in scores) / n if n else 0.0, "n": n}
 
 
-def evaluate(rows, predictions: list[str]) -> dict:
+def score_predictions(rows, predictions: list[str]) -> dict:
     """{'overall': {accuracy, invalid_rate, n}, 'by_n': {N: {...}}} over rows paired with predictions."""
     rows = list(rows)
     if len(rows) != len(predictions):
@@ -420,10 +419,3 @@ def validate_vsp_row(row: dict) -> None:
             raise BadRow("actions", "expected a list of the letters U/D/L/R")
     elif row.get("task") == "reasoning" and parse_choice(row.get("text_output") or "") is None:
         raise BadRow("actions", "missing: a reasoning row needs its move sequence or a \\boxed{A/B/C} answer")
-
-
-if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4) or sys.argv[2] not in TASKS:
-        sys.exit("usage: python -m mmthink.tasks.vsp OUT_DIR planning|reasoning [SEED]")
-    for p in generate_split(sys.argv[1], sys.argv[2], seed=int(sys.argv[3]) if len(sys.argv) == 4 else 0):
-        print(f"wrote {p}")

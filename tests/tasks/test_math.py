@@ -8,8 +8,9 @@ from mmthink.errors import UserError
 from mmthink.tasks.grading import grade
 from mmthink.tasks.math import (
     KINDS, LEVELS, STEP_EQUATION, apply, cot_solution, generate, generate_split, load_math, make_row,
-    normalize_row, prompt, write_jsonl,
+    normalize_row, prompt,
 )
+from mmthink.io import write_jsonl
 
 ROWS = generate(240, seed=7, levels=LEVELS)
 

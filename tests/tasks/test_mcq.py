@@ -8,7 +8,7 @@ import pytest
 from mmthink.errors import UserError
 from mmthink.tasks.mcq import (
     ANIMALS, CAPITALS, CONTINENTS, DAYS, FREEFORM_TASKS, MONTHS, OPPOSITES, PLURALS, SEED, TASKS, UNITS,
-    format_prompt, generate, generate_freeform, load_freeform, load_mcq, validate_mcq_row, write_all,
+    format_prompt, generate, generate_freeform, load_freeform, load_mcq, validate_mcq_row,
 )
 
 ASSETS = Path("assets/mcq")
@@ -19,8 +19,8 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_committed_copies_match_the_generator(tmp_path):
-    write_all(tmp_path, SEED)
+def test_committed_copies_are_what_mmthink_data_mcq_writes(cli, tmp_path):
+    assert cli("data", "mcq", "--out", tmp_path, "--seed", SEED).exit_code == 0
     fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.jsonl"))
     committed = sorted(p.relative_to(ASSETS) for p in ASSETS.rglob("*.jsonl"))
     assert fresh == committed

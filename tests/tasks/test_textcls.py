@@ -1,4 +1,3 @@
-import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
@@ -21,11 +20,10 @@ def test_the_shipped_tasks_are_there():
     assert imdb.train == [] and imdb.dev == [] and len(imdb.test) == 200
 
 
-def test_committed_files_are_what_the_script_writes(tmp_path):
-    spec = importlib.util.spec_from_file_location("make_textcls", "scripts/make_textcls.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    script.main([str(ASSETS / "raw"), str(tmp_path)])
+def test_committed_files_are_what_mmthink_data_textcls_writes(cli, tmp_path):
+    res = cli("data", "textcls", "--raw", ASSETS / "raw", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "sst2: " in res.stdout
     fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert fresh == sorted(p.relative_to(ASSETS) for p in ASSETS.glob("*/*")
                            if p.is_file() and p.parent.name != "raw")

@@ -9,8 +9,9 @@ from mmthink.data.rows import BadRow, load_rows
 from mmthink.errors import UserError
 from mmthink.tasks import vsp
 from mmthink.tasks.vsp import (
-    COLOURS, FELL_COLOUR, HOLE, PATH_COLOUR, evaluate, generate, generate_split, make_map, make_rows,
-    parse_actions, parse_choice, planning_row, reasoning_row, render, score_row, shortest_path, simulate,
+    COLOURS, FELL_COLOUR, HOLE, PATH_COLOUR, generate, generate_split, make_map, make_rows,
+    parse_actions, parse_choice, planning_row, reasoning_row, render, score_predictions, score_row, shortest_path,
+    simulate,
     validate_vsp_row,
 )
 
@@ -178,18 +179,18 @@ def test_asking_for_more_maps_than_exist_is_a_user_error():
 
 def test_evaluator_perfect_garbage_and_per_size():
     rows = make_rows("planning", SMALL, random.Random(0)) + make_rows("reasoning", SMALL, random.Random(1))
-    perfect = evaluate(rows, [r["text_output"] for r in rows])
+    perfect = score_predictions(rows, [r["text_output"] for r in rows])
     assert perfect["overall"] == {"accuracy": 1.0, "invalid_rate": 0.0, "n": 24}
     assert set(perfect["by_n"]) == {3, 4, 5, 6} and all(s["n"] == 6 for s in perfect["by_n"].values())
-    garbage = evaluate(rows, ["I do not know"] * len(rows))
+    garbage = score_predictions(rows, ["I do not know"] * len(rows))
     assert garbage["overall"] == {"accuracy": 0.0, "invalid_rate": 1.0, "n": 24}
 
     # Half right on 3x3 only; a plan other than the reference still counts.
     wrong = ["\\boxed{U}" if r["n"] == 3 and r["task"] == "planning" else r["text_output"] for r in rows]
-    by_n = evaluate(rows, wrong)["by_n"]
+    by_n = score_predictions(rows, wrong)["by_n"]
     assert by_n[3]["accuracy"] == 0.5 and by_n[3]["invalid_rate"] == 0.0 and by_n[4]["accuracy"] == 1.0
     with pytest.raises(UserError, match="predictions"):
-        evaluate(rows, [])
+        score_predictions(rows, [])
 
 
 def test_a_plan_is_judged_without_reference():

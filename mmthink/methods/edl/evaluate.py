@@ -22,7 +22,7 @@ SCORES = {
 
 
 @torch.no_grad()
-def evaluate(model, x_test: Tensor, y_test: Tensor, x_ood: Tensor | None = None, n_bins: int = 10) -> dict:
+def score(model, x_test: Tensor, y_test: Tensor, x_ood: Tensor | None = None, n_bins: int = 10) -> dict:
     """Metrics dict: accuracy, ece, mean_alpha0, and per score ``aurc/<score>`` (and ``auroc/<score>`` with OOD)."""
     model.eval()
     alpha = model.alpha(x_test.float()).double()

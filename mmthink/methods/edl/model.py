@@ -2,7 +2,7 @@
 
 A model folder holds ``model.safetensors`` (the weights) and ``config.json`` (the ``EDLConfig`` as a
 dict plus the architecture: ``arch`` = ``mlp`` (this ``EvidentialMLP``) or ``postnet``
-(``postnet.PosteriorNetwork``), ``in_dim``, ``n_classes`` and its sizes); ``save_model`` writes it
+(``postnet.PosteriorNetwork``), ``in_dim``, ``n_classes`` and its sizes); ``save_edl_model`` writes it
 atomically (a temporary sibling folder renamed into place). Folders written before ``arch`` existed
 read as ``mlp``.
 """
@@ -53,7 +53,7 @@ class EvidentialMLP(nn.Module):
                     evidence=self.evidence)
 
 
-def save_model(folder: str | Path, model: nn.Module, config: dict[str, Any] | Any) -> Path:
+def save_edl_model(folder: str | Path, model: nn.Module, config: dict[str, Any] | Any) -> Path:
     """Write ``folder`` (weights + config.json) atomically; ``config`` is a dict or a dataclass."""
     from dataclasses import asdict, is_dataclass
 
@@ -70,8 +70,8 @@ def save_model(folder: str | Path, model: nn.Module, config: dict[str, Any] | An
     return write_dir_atomic(Path(folder), fill)
 
 
-def load_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode, config dict) from a ``save_model`` folder."""
+def load_edl_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode, config dict) from a ``save_edl_model`` folder."""
     from safetensors.torch import load_file
 
     folder = Path(folder)

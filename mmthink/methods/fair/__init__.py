@@ -9,6 +9,6 @@ Paper term → code:
   generic bootstrap algorithm                   bootstrap.fit_bootstrap (BootstrapConfig)
   tables, synthetic Gaussian, diabetes          data.read_table, data.select_columns, data.gaussian_table,
                                                 data.export_diabetes
-  fit / evaluate / save                         fit.fit_fair → fit.FairResult, fit.evaluate, fit.save_result,
+  fit / evaluate / save                         fit.fit_fair → fit.FairResult, fit.score_result, fit.save_result,
                                                 fit.load_result, fit.predict
 """

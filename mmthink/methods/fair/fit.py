@@ -152,9 +152,9 @@ def fit_fair(table, target: Optional[str] = None, sensitive: Optional[str] = Non
               "bootstrap": asdict(cfg) if method == "bootstrap" else None}
     result = FairResult(method, task, model, list(data.features), data.target, data.sensitive, eps, regime,
                         guarantee, level, measure, notion, budget, params, details=details, config=config)
-    result.metrics["train"] = evaluate(result, train)
+    result.metrics["train"] = score_result(result, train)
     if test is not None:
-        result.metrics["holdout"] = evaluate(result, test)
+        result.metrics["holdout"] = score_result(result, test)
     return result
 
 
@@ -177,7 +177,7 @@ def fairness_output(result: FairResult, x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=float) @ result.params["coef"] + result.params["intercept"]
 
 
-def evaluate(result: FairResult, data: FairData) -> dict:
+def score_result(result: FairResult, data: FairData) -> dict:
     """Utility on every row; fairness (both notions, every applicable measure) on the rows with known S."""
     import torch
 
@@ -279,7 +279,7 @@ def label_curve(table, target: Optional[str] = None, sensitive: Optional[str] = 
             except UserError:  # robust radius above the budget, or bootstrap penalty rounds exhausted
                 utility, violation, regime = math.nan, math.nan, G.INFEASIBLE
             else:
-                ev = evaluate(res, data)
+                ev = score_result(res, data)
                 utility, regime = next(iter(ev["utility"].values())), res.regime
                 violation = ev.get("violation", math.nan)
                 rows["budget"] = res.budget

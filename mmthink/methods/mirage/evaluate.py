@@ -54,7 +54,7 @@ def evaluate_vsp(model, tokenizer, image_processor, rows, data_dir: Path, latent
                                       cfg.eval.max_new_tokens, cfg.eval.batch_size, cfg.latent.max_len,
                                       cfg.latent.mode, cfg.eval.do_sample, cfg.eval.temperature,
                                       k if cfg.latent.min_len is None else cfg.latent.min_len)
-    report = vsp.evaluate(rows, answers)
+    report = vsp.score_predictions(rows, answers)
     report["latent_steps_mean"] = sum(steps) / max(len(steps), 1)
     report["samples"] = [{"map_id": r.get("map_id"), "answer": a} for r, a in zip(rows[:5], answers[:5])]
     return report

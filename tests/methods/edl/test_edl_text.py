@@ -6,7 +6,7 @@ import torch
 
 from mmthink.errors import UserError
 from mmthink.methods.edl import text as T
-from mmthink.methods.edl.evaluate import evaluate
+from mmthink.methods.edl.evaluate import score
 from mmthink.methods.edl.config import EDLConfig
 from mmthink.methods.edl.train import train_edl
 
@@ -86,7 +86,7 @@ def test_text_classification_trains_and_caches(tmp_path, monkeypatch):
     # (observed: accuracy 1.0 for seeds 0-1, OOD AUROC 1.0 on these five neutral sentences)
     model = train_edl(s.x_train, s.y_train, EDLConfig(objective="mixture_distill", epochs=60, hidden=32, batch_size=8),
                       progress="none")
-    r = evaluate(model, s.x_test, s.y_test, s.x_ood)
+    r = score(model, s.x_test, s.y_test, s.x_ood)
     assert r["accuracy"] >= 0.85, r
     assert 0.0 <= r["auroc/mutual_information"] <= 1.0
 

@@ -4,8 +4,8 @@ import torch
 
 from mmthink.errors import UserError
 from mmthink.methods.edl.data import digits_split, synthetic
-from mmthink.methods.edl.evaluate import SCORES, evaluate
-from mmthink.methods.edl.model import load_model, save_model
+from mmthink.methods.edl.evaluate import SCORES, score
+from mmthink.methods.edl.model import load_edl_model, save_edl_model
 from mmthink.methods.edl import losses as L
 from mmthink.methods.edl.postnet import PosteriorNetwork
 from mmthink.methods.edl.config import OBJECTIVES, EDLConfig
@@ -29,7 +29,7 @@ def test_each_objective_learns_blobs(objective):
     xt, yt = synthetic(300, seed=1)
     cfg = EDLConfig(objective=objective, epochs=15, hidden=32, members=3, seed=0)
     model = train_edl(x, y, cfg, progress="none")
-    r = evaluate(model, xt, yt)
+    r = score(model, xt, yt)
     assert r["accuracy"] > 0.8
     assert 0.0 <= r["ece"] <= 1.0
     assert set(r) >= {f"aurc/{s}" for s in SCORES}
@@ -50,7 +50,7 @@ def test_digits_ood_auroc(objective):
     # PostNet's class densities sharpen slowly: at 20 epochs OOD digits still get more evidence (AUROC 0.25-0.27)
     cfg = EDLConfig(objective=objective, epochs=50 if objective == "postnet" else 20, hidden=64, members=3, seed=0)
     model = train_edl(d.x_train, d.y_train, cfg, progress="none")
-    r = evaluate(model, d.x_test, d.y_test, d.x_ood)
+    r = score(model, d.x_test, d.y_test, d.x_ood)
     assert r["accuracy"] > 0.9
     # observed over seeds 0-2 (data split and init): 0.89-0.95 for edl_digamma and bootstrap_distill,
     # 0.96-0.98 for mixture_distill, 0.80-0.85 for postnet
@@ -104,19 +104,19 @@ def test_save_load_roundtrip(tmp_path):
     cfg = EDLConfig(objective="bootstrap_distill", epochs=2, hidden=8, members=2)
     model = train_edl(x, y, cfg, progress="none")
     folder = tmp_path / "edl_model"
-    save_model(folder, model, cfg)
-    save_model(folder, model, cfg)  # overwriting an existing folder works
-    loaded, meta = load_model(folder)
+    save_edl_model(folder, model, cfg)
+    save_edl_model(folder, model, cfg)  # overwriting an existing folder works
+    loaded, meta = load_edl_model(folder)
     assert meta["objective"] == "bootstrap_distill" and meta["evidence"] == "exp_raw"
     with torch.no_grad():
         assert torch.equal(loaded.alpha(x), model.alpha(x))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["edl_model"]
     with pytest.raises(UserError):
-        load_model(tmp_path / "missing")
+        load_edl_model(tmp_path / "missing")
     cfg = EDLConfig(objective="postnet", epochs=2, hidden=8, latent_dim=2, flow_layers=1)
     net = train_edl(x, y, cfg, progress="none")
-    save_model(tmp_path / "pn", net, cfg)
-    loaded, meta = load_model(tmp_path / "pn")
+    save_edl_model(tmp_path / "pn", net, cfg)
+    loaded, meta = load_edl_model(tmp_path / "pn")
     assert meta["arch"] == "postnet" and isinstance(loaded, PosteriorNetwork)
     with torch.no_grad():
         assert torch.equal(loaded.alpha(x), net.alpha(x))

@@ -10,7 +10,7 @@ from mmthink.methods.fair.bootstrap import group_gap, violations, weighted_corr
 from mmthink.methods.fair.config import BootstrapConfig
 from mmthink.methods.fair.data import export_diabetes, gaussian_table, read_table, select_columns
 from mmthink.methods.fair.fit import (
-    evaluate, fit_fair, label_curve, load_result, plot_value_of_labels, predict, save_result,
+    fit_fair, label_curve, load_result, plot_value_of_labels, predict, save_result, score_result,
 )
 from mmthink.methods.fair.gaussian import rho_from_mutual_information
 
@@ -153,7 +153,7 @@ def test_diabetes_export_and_fit(tmp_path):
     assert len(frame) == 442 and frame.sex.notna().sum() == 200
     res = fit_fair(path, "target", "sex", eps=0.05, method="bootstrap", bootstrap=BootstrapConfig(replicates=10))
     assert "sex" not in res.features and res.measure == "corr" and res.task == "regression"
-    assert evaluate(res, select_columns(frame, "target", "sex"))["n_labelled"] == 200
+    assert score_result(res, select_columns(frame, "target", "sex"))["n_labelled"] == 200
 
 
 def test_label_curve_and_plot(tmp_path):

@@ -43,7 +43,7 @@ def task_files(cfg: ThermometerRecipe) -> list[Path]:
     return files
 
 
-def extract(cfg: ThermometerRecipe, command: Sequence[str] = ()) -> dict:
+def features(cfg: ThermometerRecipe, command: Sequence[str] = ()) -> dict:
     from mmthink.methods.thermometer.features import extract_all
 
     cfg.check()
@@ -53,7 +53,7 @@ def extract(cfg: ThermometerRecipe, command: Sequence[str] = ()) -> dict:
                        cfg.logging.progress, scoring=f.scoring)
 
 
-def fit(cfg: ThermometerRecipe, command: Sequence[str] = ()) -> dict:
+def fit_calibrator(cfg: ThermometerRecipe, command: Sequence[str] = ()) -> dict:
     from mmthink.methods.thermometer.evaluate import format_report, leave_one_task_out
     from mmthink.methods.thermometer.features_io import load_features
     from mmthink.methods.thermometer.fit import train_thermometer, training_record
@@ -89,7 +89,7 @@ def fit(cfg: ThermometerRecipe, command: Sequence[str] = ()) -> dict:
     return result
 
 
-def apply(calibrator: str, features_file: str, out: Optional[str] = None, n_bins: int = 10) -> dict:
+def apply_calibrator(calibrator: str, features_file: str, out: Optional[str] = None, n_bins: int = 10) -> dict:
     """One temperature for a new task from its unlabelled prompts; metrics before/after when labels exist."""
     import torch
 

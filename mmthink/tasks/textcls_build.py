@@ -1,14 +1,14 @@
-"""Sample the few-shot text classification tasks of assets/textcls from raw dataset files.
+"""Build the few-shot text classification tasks of assets/textcls from raw dataset files (``mmthink data textcls``).
 
 Nothing is downloaded here: the raw files are copies of public dataset files committed in public GitHub
 repositories (assets/textcls/PROVENANCE.md gives each one's repository, path and commit, and which
 part of the file was copied). They are small and committed under assets/textcls/raw, named as in
 ``TASKS`` below:
 
-    python scripts/make_textcls.py                   # RAW=assets/textcls/raw, OUT=assets/textcls
-    python scripts/make_textcls.py RAW_DIR OUT_DIR   # e.g. RAW_DIR=/tmp/textcls_raw
+    mmthink data textcls --out assets/textcls                   # reads assets/textcls/raw
+    mmthink data textcls --raw /tmp/textcls_raw --out OUT_DIR
 
-A test checks that the committed task files are what this script writes.
+A test checks that the committed task files are what this writes.
 
 Per task: parse the rows, drop texts that repeat (all copies, so a text never sits in two splits or
 under two labels), then for each class shuffle its rows with ``random.Random(f"{SEED}:{task}:{label}")``
@@ -24,15 +24,12 @@ import html
 import json
 import random
 import re
-import sys
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from mmthink.io import write_jsonl  # noqa: E402
-from mmthink.tasks.textcls import K_SHOT as K  # noqa: E402
+from mmthink.errors import UserError
+from mmthink.io import write_jsonl, write_text_atomic
+from mmthink.tasks.textcls import K_SHOT as K
 
 SEED = 0
 
@@ -138,7 +135,7 @@ def sample(task: str, spec: dict, rows: list[tuple[str, int]]) -> dict[str, list
         random.Random(f"{SEED}:{task}:{label}").shuffle(pool)
         need = sum(sizes.values())
         if len(pool) < need:
-            raise SystemExit(f"{task}: class {label} has {len(pool)} rows, need {need}")
+            raise UserError(f"{task}: class {label} has {len(pool)} rows in the raw files, need {need}")
         start = 0
         for split, n in sizes.items():
             splits[split] += [{"text": t, "label": label} for t in pool[start:start + n]]
@@ -148,7 +145,11 @@ def sample(task: str, spec: dict, rows: list[tuple[str, int]]) -> dict[str, list
     return splits
 
 
-def write_task(task: str, spec: dict, raw: Path, out: Path) -> None:
+def write_task(task: str, spec: dict, raw: Path, out: Path) -> str:
+    """Write ``out/task/{train,dev,test}.jsonl`` and ``task.json``; returns a one-line summary."""
+    for f in spec["files"]:
+        if not (raw / f).is_file():
+            raise UserError(f"raw file not found: {raw / f} (assets/textcls/PROVENANCE.md says where it comes from)")
     rows = read_rows(raw, spec)
     splits = sample(task, spec, rows)
     folder = out / task
@@ -158,18 +159,12 @@ def write_task(task: str, spec: dict, raw: Path, out: Path) -> None:
             "template": spec["template"]}
     if spec.get("ood"):
         meta["ood"] = spec["ood"]
-    (folder / "task.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(folder / "task.json", json.dumps(meta, indent=2) + "\n")
     by_label = Counter(y for _, y in rows)
-    print(f"{task}: {len(rows)} source rows {dict(sorted(by_label.items()))} -> "
-          + ", ".join(f"{s} {len(r)}" for s, r in splits.items()))
+    return (f"{task}: {len(rows)} source rows {dict(sorted(by_label.items()))} -> "
+            + ", ".join(f"{s} {len(r)}" for s, r in splits.items()))
 
 
-def main(argv: list[str]) -> None:
-    out = Path(argv[1]) if len(argv) > 1 else REPO / "assets" / "textcls"
-    raw = Path(argv[0]) if argv else out / "raw"
-    for task, spec in TASKS.items():
-        write_task(task, spec, raw, out)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+def build_all(raw: Path, out: Path) -> list[str]:
+    """Every task of ``TASKS`` from the raw files under ``raw`` into ``out``; one summary line each."""
+    return [write_task(task, spec, Path(raw), Path(out)) for task, spec in TASKS.items()]

@@ -35,8 +35,8 @@ def load_split(cfg: EDLRecipe):
 
 
 def train(cfg: EDLRecipe, command: Sequence[str] = ()) -> dict:
-    from mmthink.methods.edl.evaluate import evaluate as score
-    from mmthink.methods.edl.model import save_model
+    from mmthink.methods.edl.evaluate import score
+    from mmthink.methods.edl.model import save_edl_model
     from mmthink.methods.edl.train import train_edl
 
     cfg.check()
@@ -45,7 +45,7 @@ def train(cfg: EDLRecipe, command: Sequence[str] = ()) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     write_run_info(out, to_yaml(cfg), list(command))
     model = train_edl(x, y, cfg.edl, progress=cfg.logging.progress)
-    save_model(out / "model", model, {**asdict(cfg.edl), "data": asdict(cfg.data)})
+    save_edl_model(out / "model", model, {**asdict(cfg.edl), "data": asdict(cfg.data)})
     metrics = score(model, x_test, y_test, x_ood, cfg.eval.n_bins)
     write_text_atomic(out / "model" / "eval.json", json.dumps(metrics, indent=2))
     return metrics
@@ -54,12 +54,12 @@ def train(cfg: EDLRecipe, command: Sequence[str] = ()) -> dict:
 def evaluate(cfg: EDLRecipe, checkpoint: str, data: str, out: Optional[str] = None) -> dict:
     """Score a saved model on ``data`` = digits | synthetic | text (the recipe's split, rebuilt from its seed,
     or its text files)."""
-    from mmthink.methods.edl.evaluate import evaluate as score
-    from mmthink.methods.edl.model import load_model
+    from mmthink.methods.edl.evaluate import score
+    from mmthink.methods.edl.model import load_edl_model
 
     cfg.data.name = data
     cfg.check()
-    model, _ = load_model(checkpoint)
+    model, _ = load_edl_model(checkpoint)
     _, _, x_test, y_test, x_ood = load_split(cfg)
     if x_test.shape[1] != model.in_dim:
         raise UserError(f"the model in {checkpoint} takes {model.in_dim} features but data '{data}' gives "

@@ -18,7 +18,7 @@ from mmthink.runner.tracking import write_run_info
 from mmthink.io import write_text_atomic
 
 
-def fit(cfg: FairRecipe, command: Sequence[str] = ()) -> dict:
+def fit_predictor(cfg: FairRecipe, command: Sequence[str] = ()) -> dict:
     from mmthink.methods.fair.fit import fit_fair, save_result
 
     cfg.check()
@@ -39,7 +39,7 @@ def fit(cfg: FairRecipe, command: Sequence[str] = ()) -> dict:
     return summary
 
 
-def curve(cfg: FairRecipe, command: Sequence[str] = ()) -> dict:
+def value_of_labels(cfg: FairRecipe, command: Sequence[str] = ()) -> dict:
     from mmthink.methods.fair.fit import label_curve, plot_value_of_labels
 
     cfg.check()

@@ -1,0 +1,102 @@
+"""``mmthink data <name>``: the generators of the shared task layer (the registry mounts each one).
+
+Every generated file the repository ships (``data/toy``, ``assets/mcq``, ``assets/textcls``) is
+rewritten by one of these commands, and a test checks the committed copies are what it writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mmthink.commands import split_list, user_errors
+from mmthink.errors import UserError
+
+
+def _counts(text: str, name: str) -> dict:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UserError(f"{name} must be four integers for N = 3,4,5,6, e.g. 100,200,300,400; got {text!r}") from None
+    if len(values) != 4 or min(values) < 0:
+        raise UserError(f"{name} must be four integers >= 0 for N = 3,4,5,6; got {text!r}")
+    return {n: v for n, v in zip((3, 4, 5, 6), values) if v}
+
+
+@user_errors
+def vsp(
+    out: str = typer.Option("data/vsp", "--out", help="Folder for train.jsonl, test.jsonl and images/"),
+    task: str = typer.Option("planning", "--task", help="planning or reasoning"),
+    seed: int = typer.Option(0, "--seed"),
+    train_counts: str = typer.Option("100,200,300,400", "--train-counts", help="maps per grid size N=3..6"),
+    test_counts: str = typer.Option("100,100,100,100", "--test-counts", help="maps per grid size N=3..6"),
+    cell_px: int = typer.Option(28, "--cell-px", help="pixels per cell (28 = one merged Qwen2.5-VL token)"),
+):
+    """Generate VSP (FrozenLake) rows in the official Mirage format, with map and helper images."""
+    from mmthink.tasks import vsp as vsp_task
+
+    if task not in vsp_task.TASKS:
+        raise UserError(f"--task must be one of {', '.join(vsp_task.TASKS)}; got {task!r}")
+    if cell_px < 1:
+        raise UserError(f"--cell-px must be >= 1; got {cell_px}")
+    paths = vsp_task.generate_split(Path(out), task, seed, _counts(train_counts, "--train-counts"),
+                                    _counts(test_counts, "--test-counts"), cell_px)
+    for path in paths:
+        typer.echo(f"wrote {path}")
+
+
+@user_errors
+def math(
+    out: str = typer.Option("data/math", "--out", help="Folder for train.jsonl and test.jsonl"),
+    n_train: int = typer.Option(5000, "--n-train"),
+    n_test: int = typer.Option(300, "--n-test"),
+    seed: int = typer.Option(0, "--seed"),
+    kinds: str = typer.Option("chain,linear,word", "--kinds", help="chain, linear, word"),
+    levels: str = typer.Option("1,2,3", "--levels", help="difficulty levels 1..4"),
+):
+    """Generate multi-step math problems with known answers and intermediate steps."""
+    from mmthink.io import write_jsonl
+    from mmthink.tasks import math as math_task
+
+    if n_train < 1 or n_test < 0:
+        raise UserError("--n-train must be >= 1 and --n-test >= 0")
+    train, test = math_task.generate_split(n_train, n_test, seed, tuple(split_list(kinds, "--kinds")),
+                                           tuple(split_list(levels, "--levels", int)))
+    for name, rows in (("train.jsonl", train), ("test.jsonl", test)):
+        write_jsonl(rows, Path(out) / name)
+        typer.echo(f"wrote {Path(out) / name} ({len(rows)} rows)")
+
+
+@user_errors
+def mcq(
+    out: str = typer.Option("assets/mcq", "--out", help="Folder for one JSONL file per task (free-form ones in freeform/)"),
+    seed: int = typer.Option(0, "--seed", help="0 writes the shipped tasks"),
+):
+    """Write the multiple-choice and free-form QA tasks that Thermometer calibrates on."""
+    from mmthink.tasks.mcq import write_all
+
+    paths = write_all(Path(out), seed)
+    typer.echo(f"wrote {len(paths)} task files under {out}")
+
+
+@user_errors
+def textcls(
+    out: str = typer.Option("assets/textcls", "--out", help="Folder for <task>/{train,dev,test}.jsonl and task.json"),
+    raw: str = typer.Option(None, "--raw", help="Folder of the raw dataset files (default: OUT/raw)",
+                            show_default=False),
+):
+    """Sample the few-shot text classification tasks (SST-2, AG News, IMDB) from the raw dataset files."""
+    from mmthink.tasks.textcls_build import build_all
+
+    for line in build_all(Path(raw) if raw else Path(out) / "raw", Path(out)):
+        typer.echo(line)
+
+
+@user_errors
+def toy(out: str = typer.Option("data/toy", "--out", help="Folder for arith_train.jsonl and arith_eval.jsonl")):
+    """Write the toy arithmetic chat rows of the SFT smoke runs."""
+    from mmthink.tasks.toy import write_all
+
+    for path in write_all(Path(out)):
+        typer.echo(f"wrote {path}")
