@@ -100,7 +100,10 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, cli):
         runs[micro] = (load_file(str(out / "model" / "model.safetensors")), [r["loss"] for r in _metrics(out)])
     (wa, la), (wb, lb) = runs[8], runs[2]
     assert la == pytest.approx(lb, rel=1e-5)
-    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+    # fp32 sums in another order differ by ~1e-7, which Adam's normalised steps (lr 3e-3) turn into
+    # weight differences up to 3.4e-5 on some CPUs; per-micro-batch normalisation (the bug this
+    # guards) moves weights by 1.6e-2 and the losses by 1.5e-3 relative.
+    assert all(torch.allclose(wa[k], wb[k], atol=5e-4) for k in wa)
 
 
 def test_packing_and_tensorboard(tmp_path, cli):
