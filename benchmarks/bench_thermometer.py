@@ -31,7 +31,8 @@ def main() -> None:
 
     import torch
 
-    from mmthink.methods.thermometer.features import forward_last, letter_token_ids, render_prompt
+    from mmthink.methods.thermometer.prompting import letter_token_ids, render_prompt
+    from mmthink.methods.thermometer.scoring import forward_last
     from mmthink.methods.thermometer.model import Thermometer, dataset_inverse_temperature
     from mmthink.models.config import ModelConfig
     from mmthink.models.loading import load_model

@@ -8,9 +8,22 @@ arithmetic, grid-world words, chat roles); ``python -m mmthink.models.tokenizer`
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from pathlib import Path
 
 from mmthink.paths import assets_dir
+
+
+@contextmanager
+def left_padded(tokenizer):
+    """Pad on the left inside the block (decoder-only models continue from the last column), then
+    restore the tokenizer's own side, also when the block raises."""
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        yield tokenizer
+    finally:
+        tokenizer.padding_side = side
 
 VOCAB_SIZE = 2048
 PAD, EOS = "<|endoftext|>", "<|im_end|>"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mmthink.models.tokenizer import left_padded
+
 IGNORE = -100
 
 
@@ -37,10 +39,8 @@ def generate_chat(model, tokenizer, conversations: list[list[dict]], max_new_tok
     """Reply to each conversation (left-padded batches, KV cache); returns the decoded new text."""
     import torch
 
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # decoder-only models continue from the last column
     outputs: list[str] = []
-    try:
+    with left_padded(tokenizer):
         for i in range(0, len(conversations), batch_size):
             texts = [
                 tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
@@ -59,8 +59,6 @@ def generate_chat(model, tokenizer, conversations: list[list[dict]], max_new_tok
                 )
             new = out[:, enc["input_ids"].shape[1] :]
             outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
     return outputs
 
 

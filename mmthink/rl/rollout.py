@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from mmthink.ops.latent import LatentTokens, latent_generate
+from mmthink.models.tokenizer import left_padded
 
 
 @dataclass
@@ -93,12 +94,8 @@ def generate_rollouts(
     eos = [i for i in _eos_ids(plain, tokenizer) if i is not None]
     should_stop = stop_string_checker(tokenizer, stop)
     expanded = [p for p in prompts for _ in range(group_size)]
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
+    with left_padded(tokenizer):
         enc = tokenizer(expanded, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = side
     prompt_ids, prompt_mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
     chunks, steps = [], []
     was_training = plain.training

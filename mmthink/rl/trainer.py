@@ -36,10 +36,9 @@ from mmthink.rl.config import RLConfig
 from mmthink.rl.critic import ValueModel, completion_values
 from mmthink.rl.rewards import check_rewards, score
 from mmthink.rl.rollout import Rollout, completion_logits, generate_rollouts, micro_batches, sequence_inputs
-from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint
 from mmthink.runner.config import LoggingConfig, RunnerConfig
-from mmthink.runner.loop import evaluate_task, make_accelerator, make_lr_scheduler, make_optimizer
-from mmthink.runner.tracking import MetricsLog, Progress, write_run_info
+from mmthink.runner.loop import make_accelerator, make_lr_scheduler, make_optimizer
+from mmthink.runner.session import RunSession
 
 
 @dataclass
@@ -166,21 +165,13 @@ def train_rl(
         ref_model.to(accelerator.device)
     policy = accelerator.unwrap_model(model)
 
-    ckpt_root = output_dir / "checkpoints"
-    state = TrainState()
-    resume_from = find_resume(cfg.resume, ckpt_root)
-    if accelerator.is_main_process:
-        write_run_info(output_dir, config_yaml, list(command), {"world_size": world, "algorithm": cfg.advantage.estimator})
-    if resume_from is not None:
-        state = load_checkpoint(accelerator, model, resume_from)
-        _load_extra(resume_from, critic, task, accelerator)
-        accelerator.print(f"resumed from {resume_from} at step {state.step}")
-    metrics_log = MetricsLog(output_dir, log.tensorboard, state.step) if accelerator.is_main_process else None
+    run = RunSession(accelerator, model, output_dir, cfg.resume, cfg.steps, log, task.name, config_yaml, command,
+                     {"world_size": world, "algorithm": cfg.advantage.estimator},
+                     load_extra=lambda folder: _load_extra(folder, critic, task, accelerator))
+    state = run.state
     samples_path = output_dir / "samples.jsonl"
-    progress = Progress(cfg.steps, state.step, log.progress if accelerator.is_main_process else "none",
-                        log.plain_every_s, task.name)
     last: dict = {}
-    try:
+    with run:
         while state.step < cfg.steps:
             t0 = time.monotonic()
             idx = step_prompt_indices(len(task.rows), cfg.prompts_per_step, state.step, seed)
@@ -248,23 +239,16 @@ def train_rl(
             if rollout.latent_steps is not None:
                 metrics["latent_steps/mean"] = rollout.latent_steps.float().mean().item()
             last = _reduce_metrics(accelerator, metrics)
-            if metrics_log is not None:
-                metrics_log.log(state.step, last)
+            run.log(last)
+            if accelerator.is_main_process:
                 _write_samples(samples_path, state.step, prompts, rollout.texts, totals, g, cfg.log_samples)
-            progress.update(state.step, f"reward {last.get('reward/total/mean', float('nan')):.3f}")
+            run.progress.update(state.step, f"reward {last.get('reward/total/mean', float('nan')):.3f}")
 
             if task.evaluate and cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < cfg.steps:
-                evaluate_task(task, model, accelerator, metrics_log, state.step)
+                run.evaluate(task, model)
             if cfg.save_every and state.step % cfg.save_every == 0:
-                save_checkpoint(accelerator, model, tokenizer, state, ckpt_root, cfg.keep_last,
-                                extra=lambda folder: _save_extra(folder, critic, task, accelerator))
-    finally:
-        progress.close()
-    if task.evaluate:
-        last.update(evaluate_task(task, model, accelerator, metrics_log, state.step))
-    if metrics_log is not None:
-        metrics_log.close()
-    return last
+                run.save(model, tokenizer, cfg.keep_last, extra=lambda folder: _save_extra(folder, critic, task, accelerator))
+    return run.finish(task, model, last)
 
 
 def _update(cfg, accelerator, model, optimizer, scheduler, critic, c_opt, c_sched, rollout, chunk, advantages,

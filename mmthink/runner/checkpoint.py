@@ -158,3 +158,12 @@ def save_final(accelerator, model, tokenizer, output_dir: Path) -> Path:
     replace_dir(tmp, target)
     accelerator.wait_for_everyone()
     return target
+
+
+def write_eval(report: dict, out: Optional[str], checkpoint: str, fallback: Optional[str] = None) -> Path:
+    """``eval.json`` in ``out``, else beside the checkpoint folder (else in ``fallback``, e.g. the recipe's
+    output_dir when the checkpoint is a preset or hub id); returns its path."""
+    folder = Path(out) if out else (Path(checkpoint) if fallback is None or Path(checkpoint).is_dir() else Path(fallback))
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / "eval.json", json.dumps(report, indent=2, default=str))
+    return folder / "eval.json"

@@ -23,10 +23,9 @@ from typing import Any, Callable, Optional, Sequence
 from mmthink.errors import UserError
 from mmthink.ops.lm import target_counts
 from mmthink.runner import world_size
-from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint
 from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig
 from mmthink.runner.schedule import make_scheduler
-from mmthink.runner.tracking import MetricsLog, Progress, write_run_info
+from mmthink.runner.session import RunSession
 
 
 @dataclass
@@ -164,17 +163,10 @@ def fit(
     scheduler = make_lr_scheduler(optimizer, optim, max_steps)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
-    ckpt_root = output_dir / "checkpoints"
-    state = TrainState()
-    resume_from = find_resume(runner.resume, ckpt_root)
-    if accelerator.is_main_process:
-        launch = {"world_size": world, "distributed_type": str(accelerator.distributed_type), "grad_accum": accum}
-        write_run_info(output_dir, config_yaml, list(command), launch)
-    if resume_from is not None:
-        state = load_checkpoint(accelerator, model, resume_from)
-        accelerator.print(f"resumed from {resume_from} at step {state.step}")
-    metrics_log = MetricsLog(output_dir, log.tensorboard, state.step) if accelerator.is_main_process else None
-    progress = Progress(max_steps, state.step, log.progress if accelerator.is_main_process else "none", log.plain_every_s, task.name)
+    launch = {"world_size": world, "distributed_type": str(accelerator.distributed_type), "grad_accum": accum}
+    run = RunSession(accelerator, model, output_dir, runner.resume, max_steps, log, task.name, config_yaml, command,
+                     launch)
+    state = run.state
 
     def windows():
         """Lists of ``accum`` micro-batches, epoch after epoch, from the saved position on."""
@@ -191,7 +183,7 @@ def fit(
     model.train()
     last: dict = {}
     t_last, items_last, step_last = time.monotonic(), state.items_seen, state.step
-    try:
+    with run:
         for window in windows() if state.step < max_steps else ():
             counts = [torch.as_tensor(_count(b), device=accelerator.device, dtype=torch.float64) for b in window]
             total = accelerator.reduce(torch.stack(counts).sum(), reduction="sum")
@@ -235,28 +227,21 @@ def fit(
                 if grad_norm is not None:
                     last["grad_norm"] = float(grad_norm)
                 t_last, items_last, step_last = now, state.items_seen, state.step
-                if metrics_log is not None:
-                    metrics_log.log(state.step, last)
-            progress.update(state.step, f"loss {last.get('loss', float('nan')):.4f}")
+                run.log(last)
+            run.progress.update(state.step, f"loss {last.get('loss', float('nan')):.4f}")
 
             paused = False
             if task.evaluate and runner.eval_every and state.step % runner.eval_every == 0 and state.step < max_steps:
-                evaluate_task(task, model, accelerator, metrics_log, state.step)
+                run.evaluate(task, model)
                 paused = True
             if runner.save_every and state.step % runner.save_every == 0:
-                save_checkpoint(accelerator, model, tokenizer, state, ckpt_root, runner.keep_last)
+                run.save(model, tokenizer, runner.keep_last)
                 paused = True
             if paused:  # rates measure training, not evaluation or checkpoint writing
                 t_last, items_last, step_last = time.monotonic(), state.items_seen, state.step
             if state.step >= max_steps:
                 break
-    finally:
-        progress.close()
-    if task.evaluate:
-        last.update(evaluate_task(task, model, accelerator, metrics_log, state.step))
-    if metrics_log is not None:
-        metrics_log.close()
-    return last
+    return run.finish(task, model, last)
 
 
 def _count(batch) -> int:
@@ -266,19 +251,6 @@ def _count(batch) -> int:
         return int(batch["num_items"])
     labels = batch["labels"]
     return int(target_counts(labels).sum()) if isinstance(labels, torch.Tensor) else len(labels)
-
-
-def evaluate_task(task, model, accelerator, metrics_log, step: int) -> dict:
-    """``task.evaluate(model, accelerator)`` in eval mode, logged as ``eval/*`` and printed."""
-    model.eval()
-    try:
-        metrics = {f"eval/{k}": v for k, v in task.evaluate(model, accelerator).items()}
-    finally:
-        model.train()
-    if metrics_log is not None:
-        metrics_log.log(step, metrics)
-    accelerator.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-    return metrics
 
 
 def perplexity(loss: float) -> float:

@@ -1,4 +1,4 @@
-"""Grade a model's answer: its last ``\\boxed{}`` against the reference answer.
+"""Grade a model's answer: its last ``\\boxed{}`` against the reference answer (and, for free-form QA, ROUGE-L).
 
 Order of checks, cheapest first:
 1. the two answers are equal after light normalisation (``$``, ``\\%``, spacing, ``\\dfrac``);
@@ -191,3 +191,32 @@ GRADER = Grader()
 def grade(prediction: str, answer: str, timeout_s: float = 5.0) -> bool:
     """Is the last ``\\boxed{}`` of ``prediction`` equal to ``answer``? Never raises, never hangs."""
     return GRADER(prediction, answer, timeout_s)
+
+
+# ---------------------------------------------------------------- free-form answers (ROUGE-L)
+
+
+def words(text: str) -> list[str]:
+    # rouge_score's tokenizer: lowercase, runs of [a-z0-9] are the words.
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def lcs_length(a: list, b: list) -> int:
+    """Length of the longest common subsequence of two sequences (dynamic programming, O(len a * len b))."""
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    """ROUGE-L F1 over lowercased word tokens: F = 2PR/(P+R), P = LCS/|pred|, R = LCS/|ref|."""
+    p, r = words(prediction), words(reference)
+    lcs = lcs_length(p, r) if p and r else 0
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(p), lcs / len(r)
+    return 2 * precision * recall / (precision + recall)

@@ -21,7 +21,7 @@ The prompt (``format_prompt``)::
 
 and the model is scored by its next-token logits at the option letters, or, for LMs too small to
 answer by letter, by the log-likelihood of each option's text after the prompt without the option
-lines (see ``mmthink.methods.thermometer.features``). Free-form rows ``{"task", "question", "answer": str}`` are
+lines (see ``mmthink.methods.thermometer.scoring``). Free-form rows ``{"task", "question", "answer": str}`` are
 written beside them under ``freeform/``.
 
 ``python -m mmthink.tasks.mcq OUT_DIR [SEED]`` writes ``OUT_DIR/<task>.jsonl`` per task and
@@ -32,13 +32,13 @@ regenerates.
 from __future__ import annotations
 
 import random
-import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
 from mmthink.data.rows import BadRow, load_rows, need
 from mmthink.io import write_jsonl
+from mmthink.tasks.grading import words
 
 LETTERS = "ABCDE"
 MAX_OPTIONS = len(LETTERS)
@@ -508,12 +508,9 @@ def generate(task: str, seed: int = SEED, n: int = N_PER_TASK) -> list[dict]:
 # only repeats the question ("The capital of Mexico is ...") must not pass.
 
 
-def _words(text: str) -> set:
-    return set(re.findall(r"[a-z0-9]+", text.lower()))
-
-
 def _echo_safe(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if not _words(r["question"]) & _words(r["answer"])]
+    # The words ROUGE-L compares (grading.words), so that "shares a word" means what the grader sees.
+    return [r for r in rows if not set(words(r["question"])) & set(words(r["answer"]))]
 
 
 def _ff_capitals(rng, n):
@@ -548,8 +545,6 @@ N_FREEFORM = 100
 def generate_freeform(task: str, seed: int = SEED, n: int = N_FREEFORM) -> list[dict]:
     rows = FREEFORM_TASKS[task](random.Random(f"{seed}:{task}"), n)
     return [{"task": task, **r} for r in rows]
-
-
 
 
 def write_all(out_dir: Path, seed: int = SEED) -> list[Path]:

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from mmthink.tasks import grading
-from mmthink.tasks.grading import Grader, as_number, grade, last_boxed
+from mmthink.tasks.grading import Grader, as_number, grade, last_boxed, lcs_length, rouge_l, words
 
 
 @pytest.mark.parametrize("text, content", [
@@ -103,3 +103,32 @@ def test_a_math_verify_exception_is_a_wrong_answer(monkeypatch):
     grader = Grader()
     assert grader("\\boxed{x=2}", "2") is False
     assert grader.errors == 1
+
+
+@pytest.mark.parametrize("pred, ref, want", [
+    ("Paris", "paris", 1.0),
+    ("the cat sat on the mat", "the cat is on the mat", 5 / 6),  # LCS "the cat on the mat"
+    ("The answer is 12.", "12", 2 * 0.25 * 1 / 1.25),  # P = 1/4, R = 1
+    ("a b c d", "d c b a", 0.25),  # LCS 1
+    ("New Delhi", "Delhi, India", 0.5),  # LCS 1, P = R = 1/2
+    ("London", "Paris", 0.0),
+    ("", "Paris", 0.0),
+    ("...", "Paris", 0.0),
+])
+def test_rouge_l_golden(pred, ref, want):
+    assert rouge_l(pred, ref) == pytest.approx(want)
+
+
+def test_lcs_length():
+    assert lcs_length(list("ABCBDAB"), list("BDCABA")) == 4
+    assert lcs_length([], ["a"]) == 0
+
+
+def test_echo_safe_free_form_rows_share_no_graded_word_with_their_question():
+    # The generator filters on the grader's own tokeniser: an answer that echoes the question cannot pass.
+    from mmthink.tasks.mcq import FREEFORM_TASKS, generate_freeform
+
+    for task in FREEFORM_TASKS:
+        for r in generate_freeform(task):
+            assert not set(words(r["question"])) & set(words(r["answer"]))
+            assert rouge_l(r["question"], r["answer"]) == 0.0

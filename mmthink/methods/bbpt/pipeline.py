@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import torch
 
 from mmthink.config import to_yaml
+from mmthink.runner.checkpoint import write_eval
 from mmthink.io import write_jsonl
 from mmthink.errors import UserError
 from mmthink.methods.bbpt.config import VOTING, BBPTRecipe
@@ -208,7 +209,5 @@ def evaluate(cfg: BBPTRecipe, checkpoint: str, data: str, out: Optional[str] = N
     box = make_box(cfg.box, task)
     peft_model = prompt_tuning.load(box, Path(checkpoint) / "prompt_tuning") if meta["algorithm"] == "prompt_tuning" else None
     metrics = _score(cfg, box, task, prompts, weights, peft_model)
-    folder = Path(out) if out else Path(checkpoint)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / "eval.json", json.dumps(metrics, indent=2))
+    write_eval(metrics, out, checkpoint)
     return metrics

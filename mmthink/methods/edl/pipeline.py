@@ -12,6 +12,7 @@ from mmthink.config import to_yaml
 from mmthink.errors import UserError
 from mmthink.methods.edl.config import EDLRecipe
 from mmthink.runner.tracking import write_run_info
+from mmthink.runner.checkpoint import write_eval
 from mmthink.io import write_text_atomic
 
 
@@ -65,7 +66,5 @@ def evaluate(cfg: EDLRecipe, checkpoint: str, data: str, out: Optional[str] = No
         raise UserError(f"the model in {checkpoint} takes {model.in_dim} features but data '{data}' gives "
                         f"{x_test.shape[1]} (another data set or text encoder than the one it was trained on?)")
     metrics = score(model, x_test, y_test, x_ood, cfg.eval.n_bins)
-    folder = Path(out) if out else Path(checkpoint)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / "eval.json", json.dumps(metrics, indent=2))
+    write_eval(metrics, out, checkpoint)
     return metrics

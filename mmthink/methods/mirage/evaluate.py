@@ -8,6 +8,7 @@ from mmthink.methods.mirage.data import open_image, prompt_text, vision_tokens
 from mmthink.methods.mirage.losses import pooled_latent_targets
 from mmthink.ops.latent import LatentTokens, latent_generate
 from mmthink.tasks import vsp
+from mmthink.models.tokenizer import left_padded
 
 
 def generate_answers(model, tokenizer, image_processor, rows, data_dir: Path, latent: LatentTokens, k: int,
@@ -16,10 +17,8 @@ def generate_answers(model, tokenizer, image_processor, rows, data_dir: Path, la
     """Decoded answers (special tokens dropped) and latent steps used, one per row."""
     import torch
 
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
     answers, steps = [], []
-    try:
+    with left_padded(tokenizer):
         for i in range(0, len(rows), batch_size):
             chunk = rows[i : i + batch_size]
             images = [open_image(data_dir, r["image_input"]) for r in chunk]
@@ -42,8 +41,6 @@ def generate_answers(model, tokenizer, image_processor, rows, data_dir: Path, la
                 )
             answers += tokenizer.batch_decode(out.sequences, skip_special_tokens=True)
             steps += out.latent_steps.tolist()
-    finally:
-        tokenizer.padding_side = side
     return answers, steps
 
 

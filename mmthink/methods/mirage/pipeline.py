@@ -10,7 +10,6 @@ whose ``model/`` exists is not run again (its weights are loaded) unless ``runne
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import Optional, Sequence
@@ -26,11 +25,11 @@ from mmthink.methods.mirage.grpo import LatentPolicy
 from mmthink.models.loading import is_image_text, load_model
 from mmthink.ops.latent import LatentTokens
 from mmthink.runner import world_size
-from mmthink.runner.checkpoint import save_final
+from mmthink.runner.checkpoint import save_final, write_eval
+from mmthink.runner.session import Stage, run_stages
 from mmthink.rl.rewards import check_rewards
 from mmthink.rl.trainer import RLTask, rl_runner_config, train_rl
 from mmthink.runner.loop import Task, fit, make_accelerator
-from mmthink.io import write_text_atomic
 from mmthink.tasks.vsp import validate_vsp_row
 
 
@@ -71,33 +70,26 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
         report = evaluate_vsp(unwrapped, tok, proc, eval_rows, Path(cfg.data.eval_file).parent, latent, k, cfg)
         return flat_metrics(report)
 
-    metrics: dict = {}
-    for stage in supervised:
+    def run_supervised(stage: int, m):
         sc = cfg._stage(stage)
-        stage_dir = out_dir / f"stage{stage}"
-        if sc.runner.resume != "never" and (stage_dir / "model" / "config.json").is_file():
-            from accelerate.utils import load_checkpoint_in_model
-
-            load_checkpoint_in_model(model, str(stage_dir / "model"), strict=False)
-            model.tie_weights()
-            accelerator.print(f"stage {stage} already done: loaded {stage_dir / 'model'}")
-            continue
         loss = partial(stages.stage1, k=k, gamma=cfg.latent.gamma, image_token_id=image_id) if stage == 1 else \
             partial(stages.stage2, k=k, image_token_id=image_id)
         task = Task(examples, partial(collate, pad_id=tok.pad_token_id, k=k, latent_pad_id=latent.pad), loss,
                     evaluate if eval_rows is not None else None, name=f"mirage-stage{stage}")
-        metrics = fit(model, (tok, proc), task, sc.optim, sc.runner, cfg.logging, stage_dir, cfg.seed, accelerator,
-                      config_yaml=to_yaml(cfg), command=command)
-        save_final(accelerator, model, (tok, proc), stage_dir)
-        model = accelerator.unwrap_model(model)
-        accelerator.free_memory()
-    if 3 in cfg.stages:
+        return fit(m, (tok, proc), task, sc.optim, sc.runner, cfg.logging, out_dir / f"stage{stage}", cfg.seed,
+                   accelerator, config_yaml=to_yaml(cfg), command=command)
+
+    def run_rl(m):
         policy = LatentPolicy(tok, proc, train_file.parent, latent, cfg.latent.max_len,
                               k if cfg.latent.min_len is None else cfg.latent.min_len)
         task = RLTask(rows, prompt=lambda r: r.get("text_input", ""), evaluate=evaluate if eval_rows is not None else None,
                       rollout=policy.rollout, logits=policy.logits, name="mirage-stage3")
-        metrics = train_rl(model, tok, task, cfg.stage3, cfg.logging, out_dir / "stage3", cfg.seed, accelerator,
-                           config_yaml=to_yaml(cfg), command=command)
+        return train_rl(m, tok, task, cfg.stage3, cfg.logging, out_dir / "stage3", cfg.seed, accelerator,
+                        config_yaml=to_yaml(cfg), command=command)
+
+    plan = [Stage(f"stage{s}", out_dir / f"stage{s}", partial(run_supervised, s), cfg._stage(s).runner.resume)
+            if s != 3 else Stage("stage3", out_dir / "stage3", run_rl, saves_model=False) for s in cfg.stages]
+    model, metrics = run_stages(accelerator, model, (tok, proc), plan)
     save_final(accelerator, model, (tok, proc), out_dir)
     return metrics
 
@@ -111,8 +103,6 @@ def evaluate(cfg: MirageRecipe, checkpoint: str, data: str, out: Optional[str] =
     latent = LatentTokens.from_tokenizer(loaded.tokenizer)
     report = evaluate_vsp(loaded.model, loaded.tokenizer, loaded.image_processor, rows, Path(data).parent, latent,
                           cfg.latent.k, cfg)
-    out_dir = Path(out) if out else (Path(checkpoint) if Path(checkpoint).is_dir() else Path(cfg.output_dir))
-    out_dir.mkdir(parents=True, exist_ok=True)
     full = {"data": str(data), "checkpoint": checkpoint, "latent_mode": cfg.latent.mode, **report}
-    write_text_atomic(out_dir / "eval.json", json.dumps(full, indent=2, default=str))
+    write_eval(full, out, checkpoint, cfg.output_dir)
     return flat_metrics(report)

@@ -11,7 +11,6 @@ unless its ``resume`` is ``never``.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Optional, Sequence
@@ -28,10 +27,10 @@ from mmthink.models.loading import load_model
 from mmthink.rl.rewards import reward_stats
 from mmthink.rl.trainer import RLTask, rl_runner_config, train_rl
 from mmthink.runner import world_size
-from mmthink.runner.checkpoint import save_final
+from mmthink.runner.checkpoint import save_final, write_eval
+from mmthink.runner.session import Stage, run_stages
 from mmthink.runner.loop import fit, make_accelerator
 from mmthink.runner.sft import sft_task, tokenize_rows
-from mmthink.io import write_text_atomic
 from mmthink.tasks import math as math_task
 from mmthink.tasks.grading import grade
 
@@ -47,18 +46,6 @@ def load_problems(cfg: SatoriRecipe, out_dir: Path) -> tuple[list[dict], list[di
     write_jsonl(train, out_dir / "data" / "train.jsonl")
     write_jsonl(held_out, out_dir / "data" / "eval.jsonl")
     return train[: d.limit] if d.limit else train, held_out
-
-
-def _finished(stage_dir: Path, resume: str) -> bool:
-    return resume != "never" and (stage_dir / "model" / "config.json").is_file()
-
-
-def _load_finished(model, stage_dir: Path, accelerator) -> None:
-    from accelerate.utils import load_checkpoint_in_model
-
-    load_checkpoint_in_model(accelerator.unwrap_model(model), str(stage_dir / "model"), strict=False)
-    accelerator.unwrap_model(model).tie_weights()
-    accelerator.print(f"{stage_dir.name} already done: loaded {stage_dir / 'model'}")
 
 
 class SatoriRL:
@@ -126,26 +113,23 @@ def train(cfg: SatoriRecipe, command: Sequence[str] = ()) -> dict:
                                    cfg.seed, acc)
         return metrics
 
-    metrics: dict = {}
-    if "format" in cfg.stages:
-        stage_dir = out_dir / "format"
-        if _finished(stage_dir, cfg.format.runner.resume):
-            _load_finished(model, stage_dir, accelerator)
-        else:
-            examples = tokenize_rows(sft_rows, tok, cfg.format.max_length, packing=False)
-            task = sft_task(examples, tok, evaluate if eval_rows else None, name="satori-format")
-            metrics = fit(model, tok, task, cfg.format.optim, cfg.format.runner, cfg.logging, stage_dir, cfg.seed,
-                          accelerator, config_yaml=to_yaml(cfg), command=command)
-            save_final(accelerator, model, tok, stage_dir)
-            model = accelerator.unwrap_model(model)
-            accelerator.free_memory()
-    if "rl" in cfg.stages:
+    def run_format(m):
+        examples = tokenize_rows(sft_rows, tok, cfg.format.max_length, packing=False)
+        task = sft_task(examples, tok, evaluate if eval_rows else None, name="satori-format")
+        return fit(m, tok, task, cfg.format.optim, cfg.format.runner, cfg.logging, out_dir / "format", cfg.seed,
+                   accelerator, config_yaml=to_yaml(cfg), command=command)
+
+    def run_rl(m):
         parts = SatoriRL(cfg, tok, accelerator.device)
         task = RLTask(train_rows, parts.prompt, reward=parts.reward, evaluate=evaluate if eval_rows else None,
                       select=parts.select, observe=parts.observe, state_dict=parts.buffers.state_dict,
                       load_state_dict=parts.buffers.load_state_dict, name="satori-rl")
-        metrics = train_rl(model, tok, task, cfg.rl, cfg.logging, out_dir / "rl", cfg.seed, accelerator,
-                           config_yaml=to_yaml(cfg), command=command)
+        return train_rl(m, tok, task, cfg.rl, cfg.logging, out_dir / "rl", cfg.seed, accelerator,
+                        config_yaml=to_yaml(cfg), command=command)
+
+    plan = [Stage("format", out_dir / "format", run_format, cfg.format.runner.resume) if s == "format" else
+            Stage("rl", out_dir / "rl", run_rl, saves_model=False) for s in cfg.stages]
+    model, metrics = run_stages(accelerator, model, tok, plan)
     save_final(accelerator, model, tok, out_dir)
     return metrics
 
@@ -161,8 +145,6 @@ def evaluate(cfg: SatoriRecipe, checkpoint: str, data: str, out: Optional[str] =
     e = cfg.eval
     metrics, samples = evaluate_math(loaded.model, loaded.tokenizer, rows[: e.limit] if e.limit else rows,
                                      e.max_new_tokens, e.batch_size, e.restarts, cfg.seed)
-    out_dir = Path(out) if out else (Path(checkpoint) if Path(checkpoint).is_dir() else Path(cfg.output_dir))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report = {"data": str(data), "checkpoint": checkpoint, **metrics, "samples": samples}
-    write_text_atomic(out_dir / "eval.json", json.dumps(report, indent=2))
+    write_eval({"data": str(data), "checkpoint": checkpoint, **metrics, "samples": samples}, out, checkpoint,
+               cfg.output_dir)
     return metrics

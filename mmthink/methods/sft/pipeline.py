@@ -8,7 +8,6 @@ the run is written.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -18,10 +17,9 @@ from mmthink.data.rows import load_rows
 from mmthink.methods.sft.config import SFTRecipe
 from mmthink.models.loading import load_model
 from mmthink.runner import world_size
-from mmthink.runner.checkpoint import save_final
+from mmthink.runner.checkpoint import save_final, write_eval
 from mmthink.runner.loop import fit, make_accelerator
 from mmthink.runner.sft import evaluate_rows, sft_task, tokenize_rows
-from mmthink.io import write_text_atomic
 
 
 def _evaluate(model, tokenizer, rows, cfg: SFTRecipe, accelerator=None) -> dict:
@@ -58,7 +56,5 @@ def evaluate(cfg: SFTRecipe, checkpoint: str, data: str, out: Optional[str] = No
     loaded = load_model(cfg.model, train=False)
     loaded.model.eval()
     metrics = _evaluate(loaded.model, loaded.tokenizer, rows, cfg)
-    out_dir = Path(out) if out else (Path(checkpoint) if Path(checkpoint).is_dir() else Path(cfg.output_dir))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "eval.json", json.dumps({"data": str(data), "checkpoint": checkpoint, **metrics}, indent=2))
+    write_eval({"data": str(data), "checkpoint": checkpoint, **metrics}, out, checkpoint, cfg.output_dir)
     return metrics

@@ -44,7 +44,7 @@ def task_files(cfg: ThermometerRecipe) -> list[Path]:
 
 
 def features(cfg: ThermometerRecipe, command: Sequence[str] = ()) -> dict:
-    from mmthink.methods.thermometer.features import extract_all
+    from mmthink.methods.thermometer.extract import extract_all
 
     cfg.check()
     files = task_files(cfg)

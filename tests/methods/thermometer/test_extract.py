@@ -4,8 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import mmthink.methods.thermometer.features as F
+import mmthink.methods.thermometer.extract as X
 import mmthink.methods.thermometer.freeform as FF
+import mmthink.methods.thermometer.prompting as P
+import mmthink.methods.thermometer.scoring as S
 from mmthink.errors import UserError
 from mmthink.methods.thermometer.features_io import load_features, load_task
 from mmthink.models.config import ModelConfig
@@ -49,9 +51,9 @@ def task_files(tmp_path):
 def test_letter_tokens_are_single_next_tokens(tiny):
     model, tok = tiny
     row = generate("add_small")[0]
-    prompt = F.render_prompt(tok, row, chat=True)
+    prompt = P.render_prompt(tok, row, chat=True)
     assert prompt.endswith("<|im_start|>assistant\nAnswer:")
-    ids, spelled = F.letter_token_ids(tok, prompt)
+    ids, spelled = P.letter_token_ids(tok, prompt)
     # The tiny byte-level vocabulary splits " A" into two tokens, so the letter follows without a space.
     assert spelled == "A" and len(set(ids)) == 5
     assert [tok.decode([i]) for i in ids] == list("ABCDE")
@@ -68,15 +70,15 @@ def test_smollm2_letters_are_space_prefixed_single_tokens():
     if not (folder / "tokenizer.json").is_file():
         pytest.skip("SmolLM2 not converted in this cache")
     tok = AutoTokenizer.from_pretrained(str(folder))
-    ids, spelled = F.letter_token_ids(tok, F.render_prompt(tok, generate("capitals")[0], chat=True))
+    ids, spelled = P.letter_token_ids(tok, P.render_prompt(tok, generate("capitals")[0], chat=True))
     assert spelled == " A" and [tok.decode([i]) for i in ids] == [" A", " B", " C", " D", " E"]
 
 
 def test_feature_is_the_post_norm_state_that_the_lm_head_reads(tiny):
     model, tok = tiny
     rows = generate("add_small")[:3]
-    ids, _ = F.letter_token_ids(tok, F.render_prompt(tok, rows[0], True))
-    feats, logits = F.forward_last(model, tok, [F.render_prompt(tok, r, True) for r in rows], True, ids[:4])
+    ids, _ = P.letter_token_ids(tok, P.render_prompt(tok, rows[0], True))
+    feats, logits = S.forward_last(model, tok, [P.render_prompt(tok, r, True) for r in rows], True, ids[:4])
     assert feats.shape == (3, model.config.hidden_size) and logits.shape == (3, 4)
     with torch.no_grad():
         head = model.lm_head(feats)[:, ids[:4]]
@@ -86,10 +88,10 @@ def test_feature_is_the_post_norm_state_that_the_lm_head_reads(tiny):
 def test_rows_do_not_depend_on_their_batch(tiny):
     model, tok = tiny
     rows = generate("capitals")[:4]  # prompts of different lengths: left padding differs per batch
-    prompts = [F.render_prompt(tok, r, True) for r in rows]
-    ids, _ = F.letter_token_ids(tok, prompts[0])
-    f_all, l_all = F.forward_last(model, tok, prompts, True, ids[:4])
-    f_one, l_one = F.forward_last(model, tok, prompts[2:3], True, ids[:4])
+    prompts = [P.render_prompt(tok, r, True) for r in rows]
+    ids, _ = P.letter_token_ids(tok, prompts[0])
+    f_all, l_all = S.forward_last(model, tok, prompts, True, ids[:4])
+    f_one, l_one = S.forward_last(model, tok, prompts[2:3], True, ids[:4])
     torch.testing.assert_close(f_all[2:3], f_one, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(l_all[2:3], l_one, atol=1e-4, rtol=1e-4)
 
@@ -97,9 +99,9 @@ def test_rows_do_not_depend_on_their_batch(tiny):
 def test_cloze_scores_equal_a_full_forward(tiny):
     model, tok = tiny
     rows = generate("capitals")[:2]
-    prompts = [F.render_prompt(tok, r, True, scoring="cloze") for r in rows]
+    prompts = [P.render_prompt(tok, r, True, scoring="cloze") for r in rows]
     assert "\nA. " not in prompts[0]  # cloze prompts leave the options out
-    _, scores = F.forward_last(model, tok, prompts, True, options=[r["options"] for r in rows])
+    _, scores = S.forward_last(model, tok, prompts, True, options=[r["options"] for r in rows])
     for b, row in enumerate(rows):
         p = tok(prompts[b], add_special_tokens=False)["input_ids"]
         for j, option in enumerate(row["options"]):
@@ -113,7 +115,7 @@ def test_cloze_scores_equal_a_full_forward(tiny):
 @pytest.mark.parametrize("scoring", ["letters", "cloze"])
 def test_extract_all_writes_one_file_per_task(tmp_path, task_files, scoring, reuse_tiny):
     out = tmp_path / "features"
-    summary = F.extract_all(TINY, task_files, out, batch_size=4, scoring=scoring, chunk_size=4, progress="none")
+    summary = X.extract_all(TINY, task_files, out, batch_size=4, scoring=scoring, chunk_size=4, progress="none")
     tasks = load_features(out)
     assert sorted(tasks) == ["add_small", "even_odd"]
     assert tasks["add_small"].features.shape == (10, 256) and tasks["add_small"].logits.shape == (10, 4)
@@ -130,10 +132,10 @@ def test_extract_all_writes_one_file_per_task(tmp_path, task_files, scoring, reu
 def test_a_killed_run_resumes_at_the_next_chunk(tmp_path, task_files, tiny, monkeypatch):
     model, tok = tiny
     rows = load_mcq(task_files[0])  # 10 rows, chunks of 4: 3 parts
-    full = F.extract_features(model, tok, rows, tmp_path / "ref" / "t.safetensors", 4, chunk_size=4, progress="none")
+    full = X.extract_features(model, tok, rows, tmp_path / "ref" / "t.safetensors", 4, chunk_size=4, progress="none")
 
     calls = []
-    real = F.mcq_chunk
+    real = X.mcq_chunk
 
     def dies_on_second_chunk(*args, **kwargs):
         calls.append(len(args[2]))
@@ -141,16 +143,16 @@ def test_a_killed_run_resumes_at_the_next_chunk(tmp_path, task_files, tiny, monk
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(F, "mcq_chunk", dies_on_second_chunk)
+    monkeypatch.setattr(X, "mcq_chunk", dies_on_second_chunk)
     out = tmp_path / "run" / "t.safetensors"
     with pytest.raises(KeyboardInterrupt):
-        F.extract_features(model, tok, rows, out, 4, chunk_size=4, progress="none")
+        X.extract_features(model, tok, rows, out, 4, chunk_size=4, progress="none")
     assert [p.name for p in (out.parent / "parts").iterdir()] == ["t.part-00000.safetensors"]
     assert not out.exists()
 
     calls.clear()
-    monkeypatch.setattr(F, "mcq_chunk", lambda *a, **k: (calls.append(len(a[2])), real(*a, **k))[1])
-    F.extract_features(model, tok, rows, out, 4, chunk_size=4, progress="none")
+    monkeypatch.setattr(X, "mcq_chunk", lambda *a, **k: (calls.append(len(a[2])), real(*a, **k))[1])
+    X.extract_features(model, tok, rows, out, 4, chunk_size=4, progress="none")
     assert calls == [4, 2]  # chunk 0 was kept; chunks 1 and 2 ran
     got, want = load_task(out), load_task(full)
     torch.testing.assert_close(got.features, want.features)
@@ -159,7 +161,7 @@ def test_a_killed_run_resumes_at_the_next_chunk(tmp_path, task_files, tiny, monk
     assert not (out.parent / "parts").exists()
 
     calls.clear()
-    F.extract_features(model, tok, rows, out, 4, chunk_size=4, progress="none")
+    X.extract_features(model, tok, rows, out, 4, chunk_size=4, progress="none")
     assert calls == []  # a finished task is not recomputed
 
 
@@ -167,7 +169,7 @@ def test_parts_from_other_settings_are_refused(tmp_path, task_files, tiny, monke
     model, tok = tiny
     rows = load_mcq(task_files[0])
     out = tmp_path / "t.safetensors"
-    real = F.mcq_chunk
+    real = X.mcq_chunk
     calls = []
 
     def dies_on_second_chunk(*args, **kwargs):
@@ -176,44 +178,25 @@ def test_parts_from_other_settings_are_refused(tmp_path, task_files, tiny, monke
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(F, "mcq_chunk", dies_on_second_chunk)
+    monkeypatch.setattr(X, "mcq_chunk", dies_on_second_chunk)
     with pytest.raises(KeyboardInterrupt):
-        F.extract_features(model, tok, rows, out, 4, chunk_size=4, progress="none")
+        X.extract_features(model, tok, rows, out, 4, chunk_size=4, progress="none")
     with pytest.raises(UserError, match="different extraction .*scoring: 'letters' there, 'cloze' now"):
-        F.extract_features(model, tok, rows, out, 4, chunk_size=4, progress="none", scoring="cloze")
+        X.extract_features(model, tok, rows, out, 4, chunk_size=4, progress="none", scoring="cloze")
 
 
 def test_mixed_option_counts_and_bad_rows_are_refused_before_loading(tmp_path, tiny, monkeypatch):
     model, tok = tiny
     mixed = generate("add_small")[:2] + generate("even_odd")[:2]
     with pytest.raises(UserError, match="one number of options K"):
-        F.extract_features(model, tok, mixed, tmp_path / "m.safetensors", progress="none")
+        X.extract_features(model, tok, mixed, tmp_path / "m.safetensors", progress="none")
     good = generate("even_odd")[:3]
     bad = _write(tmp_path / "bad.jsonl", good + [{"task": "t", "question": "q", "options": ["a", "b"], "answer": 5}])
     monkeypatch.setattr("mmthink.models.loading.load_model", lambda *a, **k: pytest.fail("model loaded"))
     with pytest.raises(UserError, match=r"bad\.jsonl:4: field 'answer'"):
-        F.extract_all(TINY, [_write(tmp_path / "ok.jsonl", good), bad], tmp_path / "out")
+        X.extract_all(TINY, [_write(tmp_path / "ok.jsonl", good), bad], tmp_path / "out")
     with pytest.raises(UserError, match="scoring"):
-        F.extract_all(TINY, [bad], tmp_path / "out", scoring="logprob")
-
-
-@pytest.mark.parametrize("pred, ref, want", [
-    ("Paris", "paris", 1.0),
-    ("the cat sat on the mat", "the cat is on the mat", 5 / 6),  # LCS "the cat on the mat"
-    ("The answer is 12.", "12", 2 * 0.25 * 1 / 1.25),  # P = 1/4, R = 1
-    ("a b c d", "d c b a", 0.25),  # LCS 1
-    ("New Delhi", "Delhi, India", 0.5),  # LCS 1, P = R = 1/2
-    ("London", "Paris", 0.0),
-    ("", "Paris", 0.0),
-    ("...", "Paris", 0.0),
-])
-def test_rouge_l_golden(pred, ref, want):
-    assert FF.rouge_l(pred, ref) == pytest.approx(want)
-
-
-def test_lcs_length():
-    assert FF.lcs_length(list("ABCBDAB"), list("BDCABA")) == 4
-    assert FF.lcs_length([], ["a"]) == 0
+        X.extract_all(TINY, [bad], tmp_path / "out", scoring="logprob")
 
 
 def test_freeform_labels_follow_the_graded_answers(tmp_path, tiny, monkeypatch, reuse_tiny):
@@ -224,7 +207,7 @@ def test_freeform_labels_follow_the_graded_answers(tmp_path, tiny, monkeypatch, 
     replies = {"France": "It is Paris.", "Japan": "Kyoto", "Peru": "lima"}
     monkeypatch.setattr(FF, "greedy_answers", lambda m, t, qs, chat, bs: [replies[q.split()[-1][:-1]] for q in qs])
     out = tmp_path / "out"
-    summary = F.extract_all(TINY, [path], out, batch_size=2, chunk_size=2, progress="none")
+    summary = X.extract_all(TINY, [path], out, batch_size=2, chunk_size=2, progress="none")
     task = load_task(out / "ff.safetensors")
     assert task.labels.tolist() == [0, 1, 0] and task.logits.shape == (3, 2)
     assert task.meta["kind"] == "freeform" and task.meta["options"] == ["Yes", "No"]
@@ -238,7 +221,7 @@ def test_yes_no_prompt(tiny):
     _, tok = tiny
     row = FF.yes_no_row({"task": "ff", "question": "What is 2 plus 3?", "answer": "5"}, "5", True)
     assert row["answer"] == 0
-    assert F.render_prompt(tok, row, chat=False) == (
+    assert P.render_prompt(tok, row, chat=False) == (
         "Question: What is 2 plus 3?\nProposed answer: 5. Is the above answer correct?\nA. Yes\nB. No\nAnswer:")
 
 

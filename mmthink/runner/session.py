@@ -1,0 +1,113 @@
+"""What every training run does around its steps, once for the SFT loop and the RL loop alike.
+
+A run folder holds ``resolved_config.yaml`` and ``run_info.json`` (written before the first step),
+``checkpoints/step-N`` (resumed from when ``resume`` asks), ``metrics.jsonl`` (cut back to the
+resumed step, so a resumed run's log reads as an uninterrupted one), and a progress display; a run
+ends with the task's final evaluation, logged under ``eval/*``. Staged recipes chain runs with
+``run_stages``: a stage whose ``model/`` exists is loaded instead of run again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint, save_final
+from mmthink.runner.config import LoggingConfig
+from mmthink.runner.tracking import MetricsLog, Progress, write_run_info
+
+
+class RunSession:
+    """One run's folder, position, metrics log and progress display; ``with`` closes the display."""
+
+    def __init__(self, accelerator, model, output_dir: Path, resume: str, total_steps: int, log: LoggingConfig,
+                 name: str, config_yaml: str = "", command: Sequence[str] = (), launch: Optional[dict] = None,
+                 load_extra: Optional[Callable[[Path], None]] = None):
+        self.accelerator, self.output_dir, self.total_steps = accelerator, output_dir, total_steps
+        self.checkpoints = output_dir / "checkpoints"
+        self.state = TrainState()
+        main = accelerator.is_main_process
+        resume_from = find_resume(resume, self.checkpoints)
+        if main:
+            write_run_info(output_dir, config_yaml, list(command), launch)
+        if resume_from is not None:
+            self.state = load_checkpoint(accelerator, model, resume_from)
+            if load_extra is not None:
+                load_extra(resume_from)
+            accelerator.print(f"resumed from {resume_from} at step {self.state.step}")
+        self.metrics_log = MetricsLog(output_dir, log.tensorboard, self.state.step) if main else None
+        self.progress = Progress(total_steps, self.state.step, log.progress if main else "none", log.plain_every_s, name)
+
+    def __enter__(self) -> "RunSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.close()
+
+    def log(self, metrics: dict) -> None:
+        if self.metrics_log is not None:
+            self.metrics_log.log(self.state.step, metrics)
+
+    def evaluate(self, task, model) -> dict:
+        return evaluate_task(task, model, self.accelerator, self.metrics_log, self.state.step)
+
+    def save(self, model, tokenizer, keep_last: int, extra: Optional[Callable[[Path], None]] = None) -> Path:
+        return save_checkpoint(self.accelerator, model, tokenizer, self.state, self.checkpoints, keep_last, extra=extra)
+
+    def finish(self, task, model, last: dict) -> dict:
+        """The final evaluation (when the task has one) added to ``last``; closes the metrics log."""
+        if task.evaluate:
+            last.update(self.evaluate(task, model))
+        if self.metrics_log is not None:
+            self.metrics_log.close()
+        return last
+
+
+def evaluate_task(task, model, accelerator, metrics_log, step: int) -> dict:
+    """``task.evaluate(model, accelerator)`` in eval mode, logged as ``eval/*`` and printed."""
+    model.eval()
+    try:
+        metrics = {f"eval/{k}": v for k, v in task.evaluate(model, accelerator).items()}
+    finally:
+        model.train()
+    if metrics_log is not None:
+        metrics_log.log(step, metrics)
+    accelerator.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    return metrics
+
+
+@dataclass
+class Stage:
+    """One stage of a staged recipe: ``run(model) -> metrics`` in ``folder``."""
+
+    name: str
+    folder: Path
+    run: Callable[[Any], dict]
+    resume: str = "auto"
+    # A stage that saves ``folder/model`` is skipped (its weights loaded) once that folder exists;
+    # an RL stage saves only checkpoints and runs again, resuming from them.
+    saves_model: bool = True
+
+
+def finished(stage: Stage) -> bool:
+    return stage.saves_model and stage.resume != "never" and (stage.folder / "model" / "config.json").is_file()
+
+
+def run_stages(accelerator, model, tokenizer, stages: Sequence[Stage]) -> tuple[Any, dict]:
+    """Run ``stages`` in order on one model; returns (the model, the last stage's metrics)."""
+    metrics: dict = {}
+    for stage in stages:
+        if finished(stage):
+            from accelerate.utils import load_checkpoint_in_model
+
+            load_checkpoint_in_model(accelerator.unwrap_model(model), str(stage.folder / "model"), strict=False)
+            accelerator.unwrap_model(model).tie_weights()
+            accelerator.print(f"{stage.name} already done: loaded {stage.folder / 'model'}")
+            continue
+        metrics = stage.run(model)
+        if stage.saves_model:
+            save_final(accelerator, model, tokenizer, stage.folder)
+            model = accelerator.unwrap_model(model)
+            accelerator.free_memory()
+    return model, metrics
