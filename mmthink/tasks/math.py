@@ -14,7 +14,7 @@ value is the answer. Our row:
 ``load_math`` also reads GSM8K rows (``question``, ``answer`` ending ``#### 42``) and MATH rows
 (``problem`` with ``answer`` or a ``solution`` holding ``\\boxed{}``) and maps them to ours.
 
-``python -m mmthink.tasks.math OUT_DIR [N_TRAIN] [N_TEST] [SEED]`` writes train.jsonl and test.jsonl.
+``mmthink data math --out DIR [--n-train N --n-test N --seed S]`` writes train.jsonl and test.jsonl.
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ answer by letter, by the log-likelihood of each option's text after the prompt w
 lines (see ``mmthink.methods.thermometer.scoring``). Free-form rows ``{"task", "question", "answer": str}`` are
 written beside them under ``freeform/``.
 
-``python -m mmthink.tasks.mcq OUT_DIR [SEED]`` writes ``OUT_DIR/<task>.jsonl`` per task and
-``OUT_DIR/freeform/<task>.jsonl``; ``assets/mcq`` holds the committed copies (seed 0), which a test
-regenerates.
+``mmthink data mcq --out DIR [--seed S]`` writes ``DIR/<task>.jsonl`` per task and
+``DIR/freeform/<task>.jsonl``; ``assets/mcq`` holds the committed copies (seed 0, the command's
+default), which a test regenerates.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The setup follows gradient-free prompt tuning papers (LM-BFF, BBT, "Reliable gradient-free and
 likelihood-free prompt tuning"): 16 training and 16 dev examples per class, a balanced test set, and
 a verbalizer that maps each class to one word the LM scores after a template. The shipped tasks
-(``assets/textcls/<task>/``) hold rows of public datasets sampled by ``scripts/make_textcls.py``;
+(``assets/textcls/<task>/``) hold rows of public datasets sampled by ``mmthink data textcls`` (``tasks.textcls_build``);
 ``assets/textcls/PROVENANCE.md`` names the source of every file.
 
 A task folder::

@@ -9,7 +9,7 @@ Rule for success: the player must *end* on the goal after all moves (the officia
 FrozenLake would stop at the goal mid-sequence; our generated reasoning sequences never touch the
 goal before their last move, so their labels are the same under both readings.
 
-``python -m mmthink.tasks.vsp OUT_DIR planning|reasoning [SEED]`` writes the paper's split
+``mmthink data vsp --out DIR --task planning|reasoning [--seed S]`` writes the paper's split
 (train 100/200/300/400 maps for N = 3..6, test 100 per N) under OUT_DIR.
 """
 
