@@ -65,7 +65,7 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
     image_id = model.config.image_token_id
     out_dir = Path(cfg.output_dir)
 
-    def evaluate(m, acc):
+    def held_out(m, acc):  # the task's evaluation during and after training
         unwrapped = acc.unwrap_model(m)
         report = evaluate_vsp(unwrapped, tok, proc, eval_rows, Path(cfg.data.eval_file).parent, latent, k, cfg)
         return flat_metrics(report)
@@ -75,14 +75,14 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
         loss = partial(stages.stage1, k=k, gamma=cfg.latent.gamma, image_token_id=image_id) if stage == 1 else \
             partial(stages.stage2, k=k, image_token_id=image_id)
         task = Task(examples, partial(collate, pad_id=tok.pad_token_id, k=k, latent_pad_id=latent.pad), loss,
-                    evaluate if eval_rows is not None else None, name=f"mirage-stage{stage}")
+                    held_out if eval_rows is not None else None, name=f"mirage-stage{stage}")
         return fit(m, (tok, proc), task, sc.optim, sc.runner, cfg.logging, out_dir / f"stage{stage}", cfg.seed,
                    accelerator, config_yaml=to_yaml(cfg), command=command)
 
     def run_rl(m):
         policy = LatentPolicy(tok, proc, train_file.parent, latent, cfg.latent.max_len,
                               k if cfg.latent.min_len is None else cfg.latent.min_len)
-        task = RLTask(rows, prompt=lambda r: r.get("text_input", ""), evaluate=evaluate if eval_rows is not None else None,
+        task = RLTask(rows, prompt=lambda r: r.get("text_input", ""), evaluate=held_out if eval_rows is not None else None,
                       rollout=policy.rollout, logits=policy.logits, name="mirage-stage3")
         return train_rl(m, tok, task, cfg.stage3, cfg.logging, out_dir / "stage3", cfg.seed, accelerator,
                         config_yaml=to_yaml(cfg), command=command)

@@ -108,20 +108,20 @@ def train(cfg: SatoriRecipe, command: Sequence[str] = ()) -> dict:
     model, tok = loaded.model, loaded.tokenizer
     e = cfg.eval
 
-    def evaluate(m, acc):
+    def held_out(m, acc):  # the task's evaluation during and after training
         metrics, _ = evaluate_math(acc.unwrap_model(m), tok, eval_rows, e.max_new_tokens, e.batch_size, e.restarts,
                                    cfg.seed, acc)
         return metrics
 
     def run_format(m):
         examples = tokenize_rows(sft_rows, tok, cfg.format.max_length, packing=False)
-        task = sft_task(examples, tok, evaluate if eval_rows else None, name="satori-format")
+        task = sft_task(examples, tok, held_out if eval_rows else None, name="satori-format")
         return fit(m, tok, task, cfg.format.optim, cfg.format.runner, cfg.logging, out_dir / "format", cfg.seed,
                    accelerator, config_yaml=to_yaml(cfg), command=command)
 
     def run_rl(m):
         parts = SatoriRL(cfg, tok, accelerator.device)
-        task = RLTask(train_rows, parts.prompt, reward=parts.reward, evaluate=evaluate if eval_rows else None,
+        task = RLTask(train_rows, parts.prompt, reward=parts.reward, evaluate=held_out if eval_rows else None,
                       select=parts.select, observe=parts.observe, state_dict=parts.buffers.state_dict,
                       load_state_dict=parts.buffers.load_state_dict, name="satori-rl")
         return train_rl(m, tok, task, cfg.rl, cfg.logging, out_dir / "rl", cfg.seed, accelerator,
