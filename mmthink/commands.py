@@ -92,3 +92,12 @@ def split_list(text: str, name: str, kind=str) -> list:
         return [kind(v.strip()) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UserError(f"{name} must be a comma-separated list; got {text!r}") from None
+
+
+def dry_run_target(gpus: int, gpu_memory: float, strategy: str):
+    """The ``--gpus``, ``--gpu-memory`` and ``--strategy`` of a dry run, checked."""
+    from mmthink.runner.dryrun import Target
+
+    target = Target(gpus, gpu_memory, strategy)
+    target.check()
+    return target

@@ -32,6 +32,7 @@ class Method:
     schema: Optional[str] = None  # "module:Class" of the recipe dataclass
     train: Optional[str] = None  # "module:function(cfg, command) -> metrics"
     eval: Optional[str] = None  # "module:function(cfg, checkpoint, data, out) -> metrics"
+    dry_run: Optional[str] = None  # "module:function(cfg, runner.dryrun.Target) -> metrics" (``--dry-run``)
     verbs: dict = field(default_factory=dict)  # top-level commands of its own: name -> Verb
     data: dict = field(default_factory=dict)  # generators under ``mmthink data``: name -> Verb
 
@@ -41,13 +42,13 @@ M = "mmthink.methods"
 METHODS: dict[str, Method] = {
     "sft": Method("chat SFT of a causal LM (the supervised stage of every method)",
                   schema=f"{M}.sft.config:SFTRecipe", train=f"{M}.sft.pipeline:train",
-                  eval=f"{M}.sft.pipeline:evaluate"),
+                  eval=f"{M}.sft.pipeline:evaluate", dry_run=f"{M}.sft.pipeline:dry_run"),
     "mirage": Method("Mirage: latent visual tokens (stages 1-3), VSP evaluation", "mirage.md",
                      schema=f"{M}.mirage.config:MirageRecipe", train=f"{M}.mirage.pipeline:train",
-                     eval=f"{M}.mirage.pipeline:evaluate"),
+                     eval=f"{M}.mirage.pipeline:evaluate", dry_run=f"{M}.mirage.pipeline:dry_run"),
     "satori": Method("Satori: COAT format tuning, PPO with Restart-and-Explore", "satori.md",
                      schema=f"{M}.satori.config:SatoriRecipe", train=f"{M}.satori.pipeline:train",
-                     eval=f"{M}.satori.pipeline:evaluate",
+                     eval=f"{M}.satori.pipeline:evaluate", dry_run=f"{M}.satori.pipeline:dry_run",
                      data={"coat": Verb(f"{M}.satori.cli:coat",
                                         "Satori format-tuning rows: COAT (or plain CoT) demonstrations of math rows")}),
     "evoscale": Method("EvoScale: evolutionary test-time scaling", "evoscale.md"),
@@ -58,15 +59,17 @@ METHODS: dict[str, Method] = {
     "mole": Method("MoLE-Llama: a mixture of LoRA experts that speaks", "tts_mole.md"),
     "thermometer": Method("Thermometer: one calibrator for an LM across tasks", "thermometer.md",
                           schema=f"{M}.thermometer.config:ThermometerRecipe",
+                          dry_run=f"{M}.thermometer.pipeline:dry_run",
                           verbs={"calibrate": Verb(f"{M}.thermometer.cli:app",
                                                    "Thermometer: calibrate an LM across tasks, apply it to new ones.")}),
     "edl": Method("consistent evidential deep learning", "edl.md",
                   schema=f"{M}.edl.config:EDLRecipe", train=f"{M}.edl.pipeline:train",
-                  eval=f"{M}.edl.pipeline:evaluate"),
+                  eval=f"{M}.edl.pipeline:evaluate", dry_run=f"{M}.edl.pipeline:dry_run"),
     "bbpt": Method("black-box prompt tuning with uncertainty", "bbpt.md",
                    schema=f"{M}.bbpt.config:BBPTRecipe", train=f"{M}.bbpt.pipeline:train",
-                   eval=f"{M}.bbpt.pipeline:evaluate"),
+                   eval=f"{M}.bbpt.pipeline:evaluate", dry_run=f"{M}.bbpt.pipeline:dry_run"),
     "fair": Method("robust fair information bottleneck", "fair.md", schema=f"{M}.fair.config:FairRecipe",
+                   dry_run=f"{M}.fair.pipeline:dry_run",
                    verbs={"fair": Verb(f"{M}.fair.cli:app",
                                        "Fair predictors when the sensitive attribute is mostly unknown (robust IB).")}),
 }
@@ -107,7 +110,7 @@ def data_generators() -> dict[str, Verb]:
 
 
 def names(action: str) -> list[str]:
-    """Methods that have ``action`` ('train' or 'eval') built."""
+    """Methods that have ``action`` ('train', 'eval' or 'dry_run') built."""
     return [n for n, m in METHODS.items() if getattr(m, action)]
 
 
@@ -120,10 +123,11 @@ def schema(name: str) -> type:
 
 
 def entry(name: str, action: str) -> str:
-    """The import path of the entry point of ``action`` ('train' or 'eval') of method ``name``."""
+    """The import path of the entry point of ``action`` ('train', 'eval' or 'dry_run') of method ``name``."""
     if name not in METHODS:
         raise UserError(f"unknown method '{name}'; known methods: {', '.join(sorted(METHODS))}")
     target = getattr(METHODS[name], action)
     if target is None:
-        raise UserError(f"'{action} {name}' is not implemented yet")
+        what = f"'train {name} --dry-run'" if action == "dry_run" else f"'{action} {name}'"
+        raise UserError(f"{what} is not implemented yet")
     return target

@@ -157,7 +157,8 @@ def add_special_tokens(model, tokenizer, tokens) -> tuple[int, ...]:
     if missing:
         tokenizer.add_tokens(missing, special_tokens=True)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
-        model.resize_token_embeddings(len(tokenizer))
+        # Mean-resizing reads the old rows' values, which a meta-device model (a dry run) does not have.
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=not model.get_input_embeddings().weight.is_meta)
     rows = model.get_input_embeddings().num_embeddings
     # resize_token_embeddings updates the top config; composite (vision) configs keep a second copy.
     model.config.get_text_config().vocab_size = rows

@@ -211,3 +211,27 @@ def evaluate(cfg: BBPTRecipe, checkpoint: str, data: str, out: Optional[str] = N
     metrics = _score(cfg, box, task, prompts, weights, peft_model)
     write_eval(metrics, out, checkpoint)
     return metrics
+
+
+def dry_run(cfg: BBPTRecipe, target) -> dict:
+    """``train bbpt --dry-run``: the task, the black-box LM at real size and the memory of its queries.
+    The search itself runs on the CPU and keeps no model state."""
+    from mmthink.models.config import ModelConfig
+    from mmthink.models.paper import count_parameters
+    from mmthink.runner import dryrun
+    from mmthink.tasks.textcls import load_task
+
+    cfg.check(target.gpus)
+    task = load_task(cfg.task)
+    report = dryrun.Report(f"train bbpt ({cfg.algorithm}) on {task.name}")
+    report.fact("task", f"{len(task.labels)} classes: {', '.join(task.labels)}")
+    if cfg.box.endpoint:
+        report.fact("black box", f"remote at {cfg.box.endpoint}: nothing to place here")
+        return dryrun.finish(report, target)
+    model_cfg = ModelConfig(name=cfg.box.model, dtype=cfg.box.dtype)
+    pm, meta, _ = dryrun.lm_surgery(model_cfg)
+    report.fact("black box", f"{cfg.box.model} (config: {pm.source}), {count_parameters(meta)[0]:,} parameters")
+    tokens = cfg.box.max_length + cfg.box.n_prompt_tokens
+    report.estimates["a batch of queries"] = dryrun.inference_estimate(meta, model_cfg, cfg.box.batch_size, tokens, target)
+    report.fact("shape check", "not run: the search calls the box through its tokenizer, which is not shipped")
+    return dryrun.finish(report, target)

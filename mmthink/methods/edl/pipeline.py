@@ -68,3 +68,16 @@ def evaluate(cfg: EDLRecipe, checkpoint: str, data: str, out: Optional[str] = No
     metrics = score(model, x_test, y_test, x_ood, cfg.eval.n_bins)
     write_eval(metrics, out, checkpoint)
     return metrics
+
+
+def dry_run(cfg: EDLRecipe, target) -> dict:
+    """``train edl --dry-run``: the recipe and its data split; the networks are CPU-sized."""
+    from mmthink.runner import dryrun
+
+    cfg.check()
+    x_train, y_train, x_test, _, x_ood = load_split(cfg)
+    report = dryrun.Report(f"train edl ({cfg.edl.objective}) on {cfg.data.name}")
+    report.fact("data", f"{len(x_train)} train, {len(x_test)} test, {0 if x_ood is None else len(x_ood)} OOD rows of "
+                        f"{x_train.shape[1]} features, {int(y_train.max()) + 1} classes")
+    report.fact("model", f"an MLP of {cfg.edl.hidden} hidden units: runs on a CPU, no device memory to plan")
+    return dryrun.finish(report, target)

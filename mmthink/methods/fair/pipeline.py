@@ -52,3 +52,19 @@ def value_of_labels(cfg: FairRecipe, command: Sequence[str] = ()) -> dict:
     plot_value_of_labels(curves, out / "value_of_labels.png", title=f"{Path(d.path).name}, eps={cfg.epsilon}")
     write_run_info(out, to_yaml(cfg), list(command))
     return curves
+
+
+def dry_run(cfg: FairRecipe, target) -> dict:
+    """``train fair --dry-run``: the recipe and its table; closed forms and small models run on a CPU."""
+    from mmthink.methods.fair.data import read_table
+    from mmthink.runner import dryrun
+
+    cfg.check()
+    report = dryrun.Report(f"fair fit ({cfg.algorithm}) on {cfg.data.path}")
+    if Path(cfg.data.path).is_file():
+        table = read_table(cfg.data.path)
+        report.fact("table", f"{len(table)} rows, {len(table.columns)} columns")
+    else:  # generated data a fresh clone does not have
+        report.fact("table", f"{cfg.data.path} is not here (`mmthink fair data` writes it): not checked")
+    report.fact("model", "closed forms or a small network on a CPU: no device memory to plan")
+    return dryrun.finish(report, target)

@@ -106,3 +106,85 @@ def evaluate(cfg: MirageRecipe, checkpoint: str, data: str, out: Optional[str] =
     full = {"data": str(data), "checkpoint": checkpoint, "latent_mode": cfg.latent.mode, **report}
     write_eval(full, out, checkpoint, cfg.output_dir)
     return flat_metrics(report)
+
+
+def dry_run(cfg: MirageRecipe, target) -> dict:
+    """``train mirage --dry-run``: the VSP rows, the VLM at real size with its latent tokens, memory per
+    stage, and stage 1's loss and latent decoding through the real code on a two-layer model of the
+    real widths (text and vision), images included."""
+    import tempfile
+
+    from mmthink.models.paper import count_parameters
+    from mmthink.runner import dryrun
+    from mmthink.runner import memory as mem
+    from mmthink.tasks import vsp
+
+    cfg.check(target.gpus)
+    if 3 in cfg.stages:
+        check_rewards(cfg.stage3.rewards, "stage3.rewards")
+    pm, meta, new_ids = dryrun.lm_surgery(cfg.model, LATENT_TOKENS)
+    if not hasattr(pm.config, "vision_config"):
+        raise UserError(f"model '{cfg.model.name}' is not a Qwen-VL-class image-text model; Mirage needs one")
+    meta.model.visual.requires_grad_(False)
+    total, trainable = count_parameters(meta)
+    report = dryrun.Report(f"train mirage with {cfg.model.name} (config: {pm.source})")
+    report.fact("parameters", f"{total:,} ({trainable:,} trainable: the vision tower is frozen)")
+    report.fact("latent tokens", f"ids {list(new_ids)}; {meta.get_input_embeddings().num_embeddings:,} embedding rows")
+    for stage in cfg.stages:
+        if stage == 3:
+            s3 = cfg.stage3
+            tokens = cfg.data.max_length + s3.rollout.max_new_tokens
+            est = dryrun.training_estimate(meta, cfg.model, s3.mixed_precision, s3.micro_batch_size, tokens, target)
+            est.add("KV cache (rollouts)", mem.kv_cache_bytes(s3.rollout.batch_size, tokens, mem.model_shape(pm.config),
+                                                              mem.BYTES[dryrun._weights_dtype(cfg.model)]))
+            report.estimates["stage 3 (GRPO)"] = est
+        else:
+            sc = cfg._stage(stage)
+            report.estimates[f"stage {stage}"] = dryrun.training_estimate(
+                meta, cfg.model, sc.runner.mixed_precision, sc.runner.micro_batch_size, cfg.data.max_length, target)
+    report.fact("tokens per sequence", f"data.max_length = {cfg.data.max_length} (an upper bound: batches pad to their longest row)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        train_file = Path(cfg.data.train_file)
+        if train_file.is_file():
+            rows = list(load_rows(train_file, validate_vsp_row, cfg.data.limit))
+            report.fact("rows", f"{len(rows)} in {train_file}, all valid")
+        else:  # generated data a fresh clone does not have: check the code on two generated rows instead
+            train_file, _ = vsp.generate_split(Path(tmp), "planning", cfg.seed, {3: 2}, {3: 1})
+            rows = list(load_rows(train_file, validate_vsp_row))
+            report.fact("rows", f"{cfg.data.train_file} is not here; checked on {len(rows)} generated rows")
+        dryrun.shape_check("stage 1 or latent decoding", lambda: _shape_check(cfg, pm, rows, train_file.parent, report))
+    return dryrun.finish(report, target)
+
+
+def _shape_check(cfg: MirageRecipe, pm, rows, data_dir: Path, report) -> None:
+    import torch
+
+    from mmthink.methods.mirage.data import open_image, prompt_text
+    from mmthink.models.presets import tiny_image_processor
+    from mmthink.ops.latent import latent_generate
+    from mmthink.runner import dryrun
+
+    tok = dryrun.test_tokenizer(pm)
+    proc = tiny_image_processor()  # the Qwen2-VL image processor: 14-pixel patches, 2x2 merge
+    model = dryrun.lm_shape_model(pm, cfg.model, tok, LATENT_TOKENS)
+    latent, k = LatentTokens.from_tokenizer(tok), cfg.latent.k
+    examples = encode_rows(rows[:2], data_dir, model, tok, proc, k, (latent.start, latent.pad, latent.end),
+                           cfg.data.max_length)
+    batch = collate(examples, pad_id=tok.pad_token_id, k=k, latent_pad_id=latent.pad)
+    with torch.no_grad():
+        out = stages.stage1(model, batch, k=k, gamma=cfg.latent.gamma, image_token_id=model.config.image_token_id)
+    # A prompt ending in <|latent_start|> opens a latent block: the recurrence runs whatever the weights.
+    image = open_image(data_dir, rows[0]["image_input"])
+    pix = proc(images=[image], return_tensors="pt")
+    n_image = int(pix["image_grid_thw"].prod(-1)[0]) // proc.merge_size**2
+    enc = tok([prompt_text(tok, rows[0]["text_input"], n_image) + "<|latent_start|>"], return_tensors="pt",
+              add_special_tokens=False)
+    with torch.no_grad():
+        gen = latent_generate(model, enc["input_ids"], enc["attention_mask"], latent, 4, [tok.eos_token_id],
+                              tok.pad_token_id, max_latent=max(k, 1), min_latent=max(k, 1),
+                              pixel_values=pix["pixel_values"], image_grid_thw=pix["image_grid_thw"],
+                              mm_token_type_ids=(enc["input_ids"] == model.config.image_token_id).int())
+    steps = gen.latent_steps.tolist()
+    report.fact("shape check", f"2-layer model of the real widths: stage-1 loss {float(out.loss_sum) / float(out.num_items):.3f}, "
+                               f"latent decoding {steps[0]} latent steps")

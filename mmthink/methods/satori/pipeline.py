@@ -148,3 +148,58 @@ def evaluate(cfg: SatoriRecipe, checkpoint: str, data: str, out: Optional[str] =
     write_eval({"data": str(data), "checkpoint": checkpoint, **metrics, "samples": samples}, out, checkpoint,
                cfg.output_dir)
     return metrics
+
+
+def dry_run(cfg: SatoriRecipe, target) -> dict:
+    """``train satori --dry-run``: problems, the policy (and critic) at real size, memory per stage, and
+    the format-tuning loss and the critic's values on a two-layer model of the real widths."""
+    from mmthink.data.chat import collate_right
+    from mmthink.methods.satori.config import META_TOKENS
+    from mmthink.models.paper import count_parameters
+    from mmthink.rl.critic import ValueModel, completion_values
+    from mmthink.runner import dryrun
+    from mmthink.runner import memory as mem
+    from mmthink.runner.sft import tokenize_rows
+
+    cfg.check(target.gpus)
+    d = cfg.data
+    rows = math_task.load_math(d.train_file, d.limit) if d.train_file else \
+        math_task.generate_split(min(d.n_train, 64), 0, cfg.seed, tuple(d.kinds), tuple(d.levels))[0]
+    pm, meta, new_ids = dryrun.lm_surgery(cfg.model)
+    total, trainable = count_parameters(meta)
+    report = dryrun.Report(f"train satori with {cfg.model.name} (config: {pm.source})")
+    report.fact("rows", f"{len(rows)} from {d.train_file}" if d.train_file else f"{len(rows)} generated (as the run would)")
+    report.fact("parameters", f"{total:,} ({trainable:,} trainable)")
+    report.fact("meta tokens", f"ids {list(new_ids)}; {meta.get_input_embeddings().num_embeddings:,} embedding rows")
+    tok = dryrun.test_tokenizer(pm)
+    tokens = max(len(tok(chat_prompt(tok, r))["input_ids"]) for r in rows[:64]) + cfg.rl.rollout.max_new_tokens
+    if "format" in cfg.stages:
+        f = cfg.format
+        report.estimates["format tuning"] = dryrun.training_estimate(meta, cfg.model, f.runner.mixed_precision,
+                                                                     f.runner.micro_batch_size, f.max_length, target)
+    if "rl" in cfg.stages:
+        critic = ValueModel.from_policy(meta) if cfg.rl.advantage.estimator == "gae" else None
+        if critic is not None:
+            report.fact("critic", f"{count_parameters(critic)[0]:,} parameters (the policy's body + a value head)")
+        est = dryrun.training_estimate(meta, cfg.model, cfg.rl.mixed_precision, cfg.rl.micro_batch_size, tokens,
+                                       target, extra_trainable=critic)
+        est.add("KV cache (rollouts)", mem.kv_cache_bytes(cfg.rl.rollout.batch_size, tokens, mem.model_shape(pm.config),
+                                                          mem.BYTES[dryrun._weights_dtype(cfg.model)]))
+        report.estimates["RL (PPO) step" if critic is not None else "RL step"] = est
+
+    def shapes():
+        import torch
+
+        model = dryrun.lm_shape_model(pm, cfg.model, tok, META_TOKENS)
+        demos = coat_sft_rows(rows[:2], cfg.seed, cfg.format.mix) if cfg.format.demos == "coat" else cot_sft_rows(rows[:2])
+        loss = dryrun.chat_loss_check(model, tok, demos, cfg.format.max_length)
+        batch = collate_right(tokenize_rows(demos, tok, cfg.format.max_length, packing=False), tok.pad_token_id)
+        positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        # Under the RL stage's own precision: a bf16 body feeds the fp32 value head only through autocast.
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=cfg.rl.mixed_precision == "bf16"):
+            values = completion_values(ValueModel.from_policy(model), batch["input_ids"], batch["attention_mask"],
+                                       positions, 4)
+        report.fact("shape check", f"2-layer model of the real widths: COAT loss {loss:.3f}, critic values {tuple(values.shape)}")
+
+    dryrun.shape_check("format tuning or the critic", shapes)
+    return dryrun.finish(report, target)

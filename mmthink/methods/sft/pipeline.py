@@ -58,3 +58,25 @@ def evaluate(cfg: SFTRecipe, checkpoint: str, data: str, out: Optional[str] = No
     metrics = _evaluate(loaded.model, loaded.tokenizer, rows, cfg)
     write_eval({"data": str(data), "checkpoint": checkpoint, **metrics}, out, checkpoint, cfg.output_dir)
     return metrics
+
+
+def dry_run(cfg: SFTRecipe, target) -> dict:
+    """``train sft --dry-run``: the rows, the model at its real size, memory per device, one loss."""
+    from mmthink.models.paper import count_parameters
+    from mmthink.runner import dryrun
+
+    cfg.check(target.gpus)
+    rows = load_rows(cfg.data.train_file, validate_chat_row, cfg.data.limit)
+    pm, meta, _ = dryrun.lm_surgery(cfg.model)
+    total, trainable = count_parameters(meta)
+    report = dryrun.Report(f"train sft with {cfg.model.name} (config: {pm.source})")
+    report.fact("rows", f"{len(rows)} in {cfg.data.train_file}, all valid")
+    report.fact("parameters", f"{total:,} ({trainable:,} trainable)")
+    report.estimates["training step"] = dryrun.training_estimate(
+        meta, cfg.model, cfg.runner.mixed_precision, cfg.runner.micro_batch_size, cfg.data.max_length, target)
+    tok = dryrun.test_tokenizer(pm)
+    loss = []
+    dryrun.shape_check("the SFT loss", lambda: loss.append(
+        dryrun.chat_loss_check(dryrun.lm_shape_model(pm, cfg.model, tok), tok, rows, cfg.data.max_length)))
+    report.fact("shape check", f"2-layer model of the real widths: SFT loss {loss[0]:.3f} on 2 rows")
+    return dryrun.finish(report, target)

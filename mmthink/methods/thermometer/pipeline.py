@@ -112,3 +112,43 @@ def apply_calibrator(calibrator: str, features_file: str, out: Optional[str] = N
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps({**result, "probs": probs.tolist()}))
     return result
+
+
+def dry_run(cfg: ThermometerRecipe, target) -> dict:
+    """``train thermometer --dry-run``: the task files, the LM at real size, memory of the feature pass,
+    and the feature and option scores of a batch on a two-layer model of the real widths."""
+    from mmthink.methods.thermometer.prompting import letter_token_ids, render_prompt
+    from mmthink.methods.thermometer.scoring import forward_last
+    from mmthink.models.paper import count_parameters
+    from mmthink.runner import dryrun
+    from mmthink.tasks.mcq import load_freeform, load_mcq
+
+    cfg.check()
+    files = task_files(cfg)
+    rows = []
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+        rows += (load_mcq if '"options"' in first else load_freeform)(path, cfg.data.limit)
+    pm, meta, _ = dryrun.lm_surgery(cfg.model)
+    report = dryrun.Report(f"calibrate features with {cfg.model.name} (config: {pm.source})")
+    report.fact("tasks", f"{len(files)} files, {len(rows)} rows, all valid")
+    report.fact("parameters", f"{count_parameters(meta)[0]:,} (inference only)")
+    tok = dryrun.test_tokenizer(pm)
+    mcq = [r for r in rows if "options" in r]
+    longest = max(len(tok(render_prompt(tok, r, cfg.features.chat, cfg.features.scoring))["input_ids"]) for r in mcq[:512])
+    report.fact("longest prompt", f"{longest} tokens (with this tokenizer)")
+    report.estimates["feature pass"] = dryrun.inference_estimate(meta, cfg.model, cfg.features.batch_size, longest, target)
+
+    def shapes():
+        model = dryrun.lm_shape_model(pm, cfg.model, tok)
+        prompts = [render_prompt(tok, r, cfg.features.chat, cfg.features.scoring) for r in mcq[:2]]
+        if cfg.features.scoring == "letters":
+            ids, _ = letter_token_ids(tok, prompts[0], cfg.features.chat)
+            feats, scores = forward_last(model, tok, prompts, cfg.features.chat, ids[: len(mcq[0]["options"])])
+        else:
+            feats, scores = forward_last(model, tok, prompts, cfg.features.chat, options=[r["options"] for r in mcq[:2]])
+        report.fact("shape check", f"2-layer model of the real widths: features {tuple(feats.shape)}, scores {tuple(scores.shape)}")
+
+    dryrun.shape_check("the feature pass", shapes)
+    return dryrun.finish(report, target)

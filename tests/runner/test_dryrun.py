@@ -1,0 +1,86 @@
+"""``mmthink train METHOD --dry-run`` on every shipped full recipe, and the recipes it must refuse."""
+
+import json
+
+import pytest
+
+FULL = ["sft", "mirage", "thermometer", "bbpt", "edl", "fair"]
+
+
+def _run(cli, method, *args):
+    res = cli("train", method, "--recipe", f"recipes/{method}.yaml", "--dry-run", *args)
+    return res, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("method", FULL)
+def test_every_full_recipe_passes_its_dry_run(cli, method):
+    res, out = _run(cli, method)
+    assert res.exit_code == 0, out
+    assert out.startswith("dry run:") and "fits:" in out
+
+
+def test_the_reports_give_real_sizes(cli):
+    _, out = _run(cli, "mirage")
+    assert "8,292,166,656 (7,615,616,512 trainable" in out  # Qwen2.5-VL-7B, the vision tower frozen
+    assert "ids [151665, 151666, 151667]; 152,064 embedding rows" in out  # no resize: 151,665 < 152,064
+    assert "latent decoding 4 latent steps" in out  # the latent op ran on the real widths
+    _, out = _run(cli, "thermometer")
+    assert "6,738,415,616 (inference only)" in out and "features (2, 4096)" in out
+
+
+def test_satori_at_seven_billion_needs_zero3_and_fits_with_it(cli):
+    res, out = _run(cli, "satori")
+    assert res.exit_code == 2
+    assert "RL (PPO) step needs about" in res.stderr and "--strategy zero3" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    res, out = _run(cli, "satori", "--gpus", "8", "--strategy", "zero3")
+    assert res.exit_code == 0, out
+    assert "7,070,622,721 parameters (the policy's body + a value head)" in out
+
+
+def test_a_micro_batch_that_does_not_fit_is_refused_in_one_line(cli):
+    res, _ = _run(cli, "mirage", "stage1.runner.micro_batch_size=8")
+    assert res.exit_code == 2
+    assert res.stderr.strip().startswith("mmthink: error: dry run: stage 1 needs about")
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_wrong_mrope_section_fails_the_shape_check(cli, tmp_path):
+    from mmthink.paths import assets_dir
+
+    src = assets_dir() / "configs" / "Qwen--Qwen2.5-VL-7B-Instruct"
+    config = json.loads((src / "config.json").read_text())
+    config["rope_scaling"]["mrope_section"] = [16, 24, 16]  # sums to 56, not head_dim / 2 = 64
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "tokenizer_facts.json").write_text((src / "tokenizer_facts.json").read_text())
+    res, _ = _run(cli, "mirage", f"model.name={tmp_path}")
+    assert res.exit_code == 2
+    assert "fails at the paper's widths" in res.stderr and "[16, 24, 16]" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_lora_on_a_module_the_model_lacks_is_refused(cli):
+    res, _ = _run(cli, "sft", "model.lora.enabled=true", "model.lora.target_modules=[qkv_proj]")
+    assert res.exit_code == 2
+    assert "model.lora.target_modules" in res.stderr and "qkv_proj" in res.stderr
+
+
+def test_lora_counts_only_the_adapters_as_trainable(cli):
+    res, out = _run(cli, "sft", "model.lora.enabled=true")
+    assert res.exit_code == 0, out
+    line = next(ln for ln in out.splitlines() if "parameters" in ln)
+    total, trainable = [int(x.replace(",", "")) for x in line.replace("(", " ").split() if x[0].isdigit()][:2]
+    assert 0 < trainable < total / 50
+
+
+@pytest.mark.parametrize("args, message", [(["--strategy", "zero9"], "--strategy must be one of"),
+                                           (["--gpus", "0"], "--gpus must be >= 1"),
+                                           (["--gpu-memory", "-1"], "--gpu-memory must be")])
+def test_bad_targets_are_refused(cli, args, message):
+    res, _ = _run(cli, "edl", *args)
+    assert res.exit_code == 2 and message in res.stderr
+
+
+def test_an_unbuilt_method_has_no_dry_run(cli):
+    res = cli("train", "tango", "--recipe", "recipes/sft.yaml", "--dry-run")
+    assert res.exit_code == 2
