@@ -17,8 +17,8 @@ import typer
 from typer.core import TyperGroup
 
 from mmthink import registry
-from mmthink.commands import (OVERRIDES, command_line, dry_run_target, finish_distributed, method_recipe,
-                              print_table, quiet_hub_bars, user_errors)
+from mmthink.commands import (DRY_RUN, GPU_MEMORY, GPUS, OVERRIDES, STRATEGY, command_line, dry_run_target,
+                              finish_distributed, method_recipe, print_table, quiet_hub_bars, user_errors)
 from mmthink.errors import UserError
 
 
@@ -92,11 +92,10 @@ def train(
     recipe: str = typer.Option(..., "--recipe", "-r", help="Recipe YAML (a path, or a shipped name like tiny/sft)"),
     overrides: Optional[List[str]] = OVERRIDES,
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved recipe and exit"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Check the recipe at its real size (no weights, no "
-                                 "training): parameters, memory per device, one loss; exit 2 if it does not fit"),
-    gpus: int = typer.Option(1, "--gpus", help="With --dry-run: devices the run would use"),
-    gpu_memory: float = typer.Option(80.0, "--gpu-memory", help="With --dry-run: GiB per device"),
-    strategy: str = typer.Option("ddp", "--strategy", help="With --dry-run: ddp, fsdp, zero2 or zero3"),
+    dry_run: bool = DRY_RUN,
+    gpus: int = GPUS,
+    gpu_memory: float = GPU_MEMORY,
+    strategy: Optional[str] = STRATEGY,
 ):
     """Train METHOD with a recipe, e.g. mmthink train sft --recipe recipes/tiny/sft.yaml optim.lr=1e-4"""
     from mmthink.config import to_yaml

@@ -94,10 +94,18 @@ def split_list(text: str, name: str, kind=str) -> list:
         raise UserError(f"{name} must be a comma-separated list; got {text!r}") from None
 
 
-def dry_run_target(gpus: int, gpu_memory: float, strategy: str):
-    """The ``--gpus``, ``--gpu-memory`` and ``--strategy`` of a dry run, checked."""
-    from mmthink.runner.dryrun import Target
+DRY_RUN = typer.Option(False, "--dry-run", help="Check the recipe at its real size (no weights, no training): "
+                       "parameters, memory per device, one loss; exit 2 if it does not fit")
+GPUS = typer.Option(1, "--gpus", help="With --dry-run: devices the run would use")
+GPU_MEMORY = typer.Option(80.0, "--gpu-memory", help="With --dry-run: GiB per device")
+STRATEGY = typer.Option(None, "--strategy", help="With --dry-run: ddp, fsdp, zero2 or zero3 (default: from the "
+                        "accelerate config, else ddp)", show_default=False)
 
-    target = Target(gpus, gpu_memory, strategy)
+
+def dry_run_target(gpus: int, gpu_memory: float, strategy: Optional[str]):
+    """The ``--gpus``, ``--gpu-memory`` and ``--strategy`` of a dry run, checked."""
+    from mmthink.runner.dryrun import Target, strategy_from_accelerate
+
+    target = Target(gpus, gpu_memory, strategy or strategy_from_accelerate())
     target.check()
     return target

@@ -36,6 +36,26 @@ class Target:
             raise UserError(f"--strategy must be one of {', '.join(mem.STRATEGIES)}; got '{self.strategy}'")
 
 
+def strategy_from_accelerate(path: Optional[str] = None) -> str:
+    """The strategy an accelerate config names (``$ACCELERATE_CONFIG_FILE``, else accelerate's default
+    config file): DeepSpeed's ZeRO stage, FSDP, else DDP."""
+    import os
+    from pathlib import Path
+
+    path = path or os.environ.get("ACCELERATE_CONFIG_FILE") or str(
+        Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "accelerate" / "default_config.yaml")
+    if not Path(path).is_file():
+        return "ddp"
+    import yaml
+
+    cfg = yaml.safe_load(Path(path).read_text()) or {}
+    kind = str(cfg.get("distributed_type", "")).upper()
+    if kind == "DEEPSPEED":
+        stage = int((cfg.get("deepspeed_config") or {}).get("zero_stage", 2))
+        return "zero3" if stage >= 3 else "zero2"
+    return "fsdp" if kind == "FSDP" else "ddp"
+
+
 @dataclass
 class Report:
     title: str
@@ -68,6 +88,14 @@ def lm_surgery(model_cfg, special_tokens=(), dtype: Optional[str] = None):
 
 def _weights_dtype(model_cfg) -> str:
     return "bfloat16" if model_cfg.dtype == "auto" else model_cfg.dtype
+
+
+def accelerate_figure(model, model_cfg) -> str:
+    """``accelerate estimate-memory``'s training figure for comparison: Adam at 4 × the weights' size."""
+    from mmthink.models.paper import count_parameters
+
+    weights = count_parameters(model)[0] * mem.BYTES[_weights_dtype(model_cfg)]
+    return f"{4 * weights / mem.GiB:.2f} GiB (4 x the weights, one device, no activations)"
 
 
 def training_estimate(model, model_cfg, mixed_precision: str, micro_batch: int, tokens: int, target: Target,

@@ -84,3 +84,19 @@ def test_bad_targets_are_refused(cli, args, message):
 def test_an_unbuilt_method_has_no_dry_run(cli):
     res = cli("train", "tango", "--recipe", "recipes/sft.yaml", "--dry-run")
     assert res.exit_code == 2
+
+
+def test_the_strategy_defaults_to_the_accelerate_config(cli, monkeypatch):
+    from mmthink.runner.dryrun import strategy_from_accelerate
+
+    assert [strategy_from_accelerate(f"recipes/accelerate/{n}.yaml") for n in
+            ("ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3")] == ["ddp", "fsdp", "zero2", "zero3"]
+    monkeypatch.setenv("ACCELERATE_CONFIG_FILE", "recipes/accelerate/deepspeed_zero3.yaml")
+    res, out = _run(cli, "satori", "--gpus", "8")
+    assert res.exit_code == 0 and "8 x 80 GiB, ZeRO-3" in out
+
+
+def test_calibrate_features_has_the_same_dry_run(cli):
+    res = cli("calibrate", "features", "--recipe", "recipes/thermometer.yaml", "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert "6,738,415,616 (inference only)" in res.stdout

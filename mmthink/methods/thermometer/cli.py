@@ -6,8 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from mmthink.commands import OVERRIDES, RECIPE_OPTION, command_line, method_recipe, print_table, quiet_hub_bars, \
-    user_errors
+from mmthink.commands import (DRY_RUN, GPU_MEMORY, GPUS, OVERRIDES, RECIPE_OPTION, STRATEGY, command_line,
+                              dry_run_target, method_recipe, print_table, quiet_hub_bars, user_errors)
 
 app = typer.Typer(help="Thermometer: calibrate an LM across tasks, apply it to new ones.", no_args_is_help=True,
                   add_completion=False)
@@ -15,11 +15,17 @@ app = typer.Typer(help="Thermometer: calibrate an LM across tasks, apply it to n
 
 @app.command("features")
 @user_errors
-def features(recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[List[str]] = OVERRIDES):
+def features(recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[List[str]] = OVERRIDES,
+             dry_run: bool = DRY_RUN, gpus: int = GPUS, gpu_memory: float = GPU_MEMORY,
+             strategy: Optional[str] = STRATEGY):
     """Run the LM over every task and store last-token states and option-letter logits (resumable)."""
+    from mmthink.methods.thermometer.pipeline import dry_run as check
     from mmthink.methods.thermometer.pipeline import features as extract
 
     cfg = method_recipe("thermometer", recipe, overrides)
+    if dry_run:
+        check(cfg, dry_run_target(gpus, gpu_memory, strategy))
+        return
     quiet_hub_bars()
     summary = extract(cfg, command_line())
     print_table("features: accuracy of the argmax option per task", {t: s["accuracy"] for t, s in summary.items()})
