@@ -90,12 +90,13 @@ def _weights_dtype(model_cfg) -> str:
     return "bfloat16" if model_cfg.dtype == "auto" else model_cfg.dtype
 
 
-def accelerate_figure(model, model_cfg) -> str:
-    """``accelerate estimate-memory``'s training figure for comparison: Adam at 4 × the weights' size."""
-    from mmthink.models.paper import count_parameters
+def accelerate_figure(model) -> str:
+    """``accelerate estimate-memory``'s training figure, from accelerate's own size count of the meta
+    model: Adam at 4 × the weights (that command itself needs the hub)."""
+    from accelerate.commands.estimate import calculate_maximum_sizes
 
-    weights = count_parameters(model)[0] * mem.BYTES[_weights_dtype(model_cfg)]
-    return f"{4 * weights / mem.GiB:.2f} GiB (4 x the weights, one device, no activations)"
+    size, _ = calculate_maximum_sizes(model)
+    return f"{4 * size / mem.GiB:.2f} GiB (Adam, 4 x the {size / mem.GiB:.2f} GiB of weights, one device, no activations)"
 
 
 def training_estimate(model, model_cfg, mixed_precision: str, micro_batch: int, tokens: int, target: Target,

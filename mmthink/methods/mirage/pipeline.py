@@ -129,7 +129,7 @@ def dry_run(cfg: MirageRecipe, target) -> dict:
     total, trainable = count_parameters(meta)
     report = dryrun.Report(f"train mirage with {cfg.model.name} (config: {pm.source})")
     report.fact("parameters", f"{total:,} ({trainable:,} trainable: the vision tower is frozen)")
-    report.fact("accelerate estimate-memory", dryrun.accelerate_figure(meta, cfg.model))
+    report.fact("accelerate estimate-memory", dryrun.accelerate_figure(meta))
     report.fact("latent tokens", f"ids {list(new_ids)}; {meta.get_input_embeddings().num_embeddings:,} embedding rows")
     for stage in cfg.stages:
         if stage == 3:

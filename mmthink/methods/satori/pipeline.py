@@ -170,7 +170,7 @@ def dry_run(cfg: SatoriRecipe, target) -> dict:
     report = dryrun.Report(f"train satori with {cfg.model.name} (config: {pm.source})")
     report.fact("rows", f"{len(rows)} from {d.train_file}" if d.train_file else f"{len(rows)} generated (as the run would)")
     report.fact("parameters", f"{total:,} ({trainable:,} trainable)")
-    report.fact("accelerate estimate-memory", dryrun.accelerate_figure(meta, cfg.model))
+    report.fact("accelerate estimate-memory", dryrun.accelerate_figure(meta))
     report.fact("meta tokens", f"ids {list(new_ids)}; {meta.get_input_embeddings().num_embeddings:,} embedding rows")
     tok = dryrun.test_tokenizer(pm)
     tokens = max(len(tok(chat_prompt(tok, r))["input_ids"]) for r in rows[:64]) + cfg.rl.rollout.max_new_tokens

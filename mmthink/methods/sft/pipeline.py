@@ -72,7 +72,7 @@ def dry_run(cfg: SFTRecipe, target) -> dict:
     report = dryrun.Report(f"train sft with {cfg.model.name} (config: {pm.source})")
     report.fact("rows", f"{len(rows)} in {cfg.data.train_file}, all valid")
     report.fact("parameters", f"{total:,} ({trainable:,} trainable)")
-    report.fact("accelerate estimate-memory", dryrun.accelerate_figure(meta, cfg.model))
+    report.fact("accelerate estimate-memory", dryrun.accelerate_figure(meta))
     report.estimates["training step"] = dryrun.training_estimate(
         meta, cfg.model, cfg.runner.mixed_precision, cfg.runner.micro_batch_size, cfg.data.max_length, target)
     tok = dryrun.test_tokenizer(pm)
