@@ -129,7 +129,7 @@ def build(schema: type[T], *layers) -> T:
 
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), *layers)
-        return OmegaConf.to_object(merged)
+        obj = OmegaConf.to_object(merged)
     except MissingMandatoryValue as e:
         raise UserError(f"recipe key '{e.full_key}' is required") from None
     except InterpolationResolutionError as e:
@@ -137,7 +137,88 @@ def build(schema: type[T], *layers) -> T:
     except ConfigKeyError as e:
         raise _unknown_key(str(e.full_key or e.key), schema, "recipe") from None
     except ValidationError as e:
-        raise UserError(f"recipe key '{e.full_key}' has the wrong type: {_type_message(e)}") from None
+        if not (e.full_key or e.key):
+            key = _section_given_a_value(schema, layers)
+            raise UserError(f"recipe key '{key}' is a section: set its fields (e.g. {key}.<field>=...), "
+                            "not a value") from None
+        raise UserError(f"recipe key '{e.full_key or e.key}' has the wrong type: {_type_message(e)}") from None
+    check_numbers(obj)
+    return obj
+
+
+def _section_given_a_value(schema, layers) -> str:
+    # OmegaConf names no key when a whole section is given a scalar (``runner: 5``); find that section.
+    from omegaconf import DictConfig
+
+    def find(t, node, prefix):
+        hints = typing.get_type_hints(t)
+        for k, v in node.items():
+            sub = _unwrap_optional(hints.get(k))
+            if dataclasses.is_dataclass(sub):
+                if not isinstance(v, DictConfig):
+                    return f"{prefix}{k}"
+                found = find(sub, v, f"{prefix}{k}.")
+                if found:
+                    return found
+        return None
+
+    for layer in layers:
+        if isinstance(layer, DictConfig):
+            found = find(schema, layer, "")
+            if found:
+                return found
+    return "?"
+
+
+# Ranges of numeric recipe fields, by field name, wherever the field sits: (low, high, low_open, high_open);
+# None leaves that side open. Method-specific limits stay in each schema's check().
+_AT_LEAST_1 = ("batch_size", "micro_batch_size", "max_new_tokens", "max_length", "group_size", "popsize", "members",
+               "hidden", "iters", "keep_last", "log_every", "prompts_per_step", "inner_epochs", "mini_batches",
+               "chunk_size", "n_particles", "n_samples", "n_sims", "rounds", "max_epochs", "num_transforms",
+               "hidden_features", "replicates", "radius_replicates", "buffer_size", "flow_layers", "latent_dim",
+               "encode_batch", "n_prompt_tokens", "r", "steps", "epochs", "limit", "n_mc", "max_batches", "max_rounds",
+               "threads", "target_samples", "components_per_class", "n", "d", "batch", "n_train", "max_len")
+_NON_NEGATIVE = ("weight_decay", "max_grad_norm", "warmup_steps", "eval_every", "save_every", "num_workers",
+                 "entropy_coef", "kl_coef", "max_back", "samples", "log_samples", "kl_anneal_epochs", "entropy_reg",
+                 "bm_coef", "kl_weight", "lam", "value_clip", "init_seed", "seed", "val_every", "eps_low", "eps_high",
+                 "restarts", "gamma", "plain_every_s", "n_eval", "reflect_bonus", "min_len")
+_POSITIVE = ("lr", "eps", "sigma0", "temperature", "target_concentration", "kernel_scale", "prior_var", "gamma_shape",
+             "gamma_scale", "alpha", "mixture_prior", "epsilon", "reward_clip", "clip", "lam0", "bound", "lam_growth")
+_UNIT = {"warmup_ratio": (0, 1, False, False), "dropout": (0, 1, False, True), "top_p": (0, 1, True, False),
+         "val_fraction": (0, 1, False, True), "holdout": (0, 1, False, True), "ratio": (0, 1, False, False),
+         "delta": (0, 1, True, True), "quantile": (0, 1, True, False), "margin": (0, 1, True, False),
+         "betas": (0, 1, False, True)}
+RANGES = {**{k: (1, None, False, False) for k in _AT_LEAST_1}, **{k: (0, None, False, False) for k in _NON_NEGATIVE},
+          **{k: (0, None, True, False) for k in _POSITIVE}, **_UNIT}
+
+
+def _range_text(low, high, low_open, high_open) -> str:
+    if high is None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def check_numbers(obj, prefix: str = "") -> None:
+    """Every number of a recipe is finite and inside its field's range (``RANGES``), or a UserError names the key."""
+    import math
+
+    for f in dataclasses.fields(obj):
+        value, key = getattr(obj, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_numbers(value, key + ".")
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if not math.isfinite(v):
+                raise UserError(f"recipe key '{key}' must be a finite number; got {v}")
+            rule = RANGES.get(f.name)
+            if rule is None:
+                continue
+            low, high, low_open, high_open = rule
+            if v < low or (low_open and v == low) or (high is not None and (v > high or (high_open and v == high))):
+                raise UserError(f"recipe key '{key}' must be {_range_text(*rule)}; got {v:g}")
 
 
 def _type_message(e) -> str:

@@ -91,7 +91,7 @@ CASES = [
     ("fair-non-numeric", ["fair", "fit", "--data", "{fair_table}", "--target", "y", "--sensitive", "s",
                           "--features", "x,name", "--out", "{tmp}/f"], "name"),
     ("fair-eps", ["fair", "fit", "--data", "{fair_table}", "--target", "y", "--sensitive", "s", "--epsilon", "0",
-                  "--out", "{tmp}/f"], "eps must be > 0"),
+                  "--out", "{tmp}/f"], "recipe key 'epsilon' must be > 0"),
     ("fair-no-labelled-s", ["fair", "fit", "--data", "{fair_nos}", "--target", "y", "--sensitive", "s",
                             "--out", "{tmp}/f"], "has no values"),
     ("fair-bad-method", ["fair", "fit", "--data", "{fair_table}", "--target", "y", "--sensitive", "s",
@@ -165,6 +165,43 @@ CASES = [
     ("vsp-bad-task", ["data", "vsp", "--out", "{not_ckpt}", "--task", "maze"], "--task must be one of"),
     ("recipes-show-unknown", ["recipes", "show", "nope"], "recipe file not found: nope"),
     ("recipes-cp-exists", ["recipes", "cp", "sft", "{existing}"], "exists; not overwriting"),
+    # Numbers: finite and in range, for every schema, before any work.
+    ("lr-nan", ["train", "sft", "--recipe", TINY, "optim.lr=nan"], "'optim.lr' must be a finite number; got nan"),
+    ("lr-inf", ["train", "sft", "--recipe", TINY, "optim.lr=inf"], "'optim.lr' must be a finite number; got inf"),
+    ("lr-zero", ["train", "sft", "--recipe", TINY, "optim.lr=0"], "'optim.lr' must be > 0"),
+    ("warmup-ratio", ["train", "sft", "--recipe", TINY, "optim.warmup_ratio=5"], "'optim.warmup_ratio' must be in [0, 1]"),
+    ("grad-norm", ["train", "sft", "--recipe", TINY, "optim.max_grad_norm=-1"], "'optim.max_grad_norm' must be >= 0"),
+    ("betas", ["train", "sft", "--recipe", TINY, "optim.betas=[0.9,1.5]"], "'optim.betas' must be in [0, 1)"),
+    ("eval-limit", ["train", "sft", "--recipe", TINY, "eval.limit=-1"], "'eval.limit' must be >= 1"),
+    ("eval-batch", ["train", "sft", "--recipe", TINY, "eval.batch_size=0"], "'eval.batch_size' must be >= 1"),
+    ("eval-new-tokens", ["train", "sft", "--recipe", TINY, "eval.max_new_tokens=0"], "'eval.max_new_tokens' must be >= 1"),
+    ("save-every", ["train", "sft", "--recipe", TINY, "runner.save_every=-2"], "'runner.save_every' must be >= 0"),
+    ("section-as-value", ["train", "sft", "--recipe", TINY, "runner=5"], "recipe key 'runner' is a section"),
+    ("lora-dropout", ["train", "sft", "--recipe", TINY, "model.lora.dropout=1"], "'model.lora.dropout' must be in [0, 1)"),
+    ("satori-rl-lr", ["train", "satori", "--recipe", SATORI, "rl.optim.lr=nan"], "'rl.optim.lr' must be a finite"),
+    ("satori-top-p", ["train", "satori", "--recipe", SATORI, "rl.rollout.top_p=0"], "'rl.rollout.top_p' must be in (0, 1]"),
+    ("satori-temperature", ["train", "satori", "--recipe", SATORI, "rl.rollout.temperature=-1"],
+     "'rl.rollout.temperature' must be > 0"),
+    ("mirage-gamma", ["train", "mirage", "--recipe", MIRAGE, "latent.gamma=-0.5"], "'latent.gamma' must be >= 0"),
+    ("mirage-stage2-lr", ["train", "mirage", "--recipe", MIRAGE, "stage2.optim.lr=inf"], "'stage2.optim.lr' must be a finite"),
+    ("edl-lr", ["train", "edl", "--recipe", "recipes/tiny/edl.yaml", "edl.lr=inf"], "'edl.lr' must be a finite"),
+    ("edl-batch", ["train", "edl", "--recipe", "recipes/tiny/edl.yaml", "edl.batch_size=0"], "'edl.batch_size' must be >= 1"),
+    ("bbpt-popsize", ["train", "bbpt", "--recipe", "recipes/tiny/bbpt.yaml", "cma.popsize=0"], "'cma.popsize' must be >= 1"),
+    ("bbpt-sigma", ["train", "bbpt", "--recipe", "recipes/tiny/bbpt.yaml", "cma.sigma0=nan"], "'cma.sigma0' must be a finite"),
+    ("calibrate-val-fraction", ["calibrate", "fit", "--recipe", "tiny/thermometer", "thermometer.val_fraction=1"],
+     "'thermometer.val_fraction' must be in [0, 1)"),
+    ("calibrate-lr", ["calibrate", "fit", "--recipe", "tiny/thermometer", "thermometer.lr=-1"], "'thermometer.lr' must be > 0"),
+    ("fair-quantile", ["fair", "fit", "--data", "{fair_table}", "--target", "y", "--sensitive", "s", "--out", "{tmp}/f",
+                       "bootstrap.quantile=2"], "'bootstrap.quantile' must be in (0, 1]"),
+    ("fair-delta", ["fair", "fit", "--data", "{fair_table}", "--target", "y", "--sensitive", "s", "--out", "{tmp}/f",
+                    "delta=1"], "'delta' must be in (0, 1)"),
+    ("satori-kl", ["train", "satori", "--recipe", SATORI, "rl.loss.kl_coef=-0.1"], "'rl.loss.kl_coef' must be >= 0"),
+    ("rl-steps", ["train", "satori", "--recipe", SATORI, "rl.steps=0"], "'rl.steps' must be >= 1"),
+    ("plain-every", ["train", "sft", "--recipe", TINY, "logging.plain_every_s=-1"], "'logging.plain_every_s' must be >= 0"),
+    # --dry-run targets.
+    ("dry-run-strategy", ["train", "edl", "--recipe", "recipes/tiny/edl.yaml", "--dry-run", "--strategy", "zero9"],
+     "--strategy must be one of"),
+    ("dry-run-gpus", ["train", "edl", "--recipe", "recipes/tiny/edl.yaml", "--dry-run", "--gpus", "0"], "--gpus must be >= 1"),
 ]
 
 
@@ -190,7 +227,17 @@ def test_user_error(cli, tmp_path, case_id, argv, expected):
 
 
 def test_table_is_large_enough():
-    assert len(CASES) >= 30
+    assert len(CASES) >= 100
+
+
+def test_a_run_whose_loss_becomes_non_finite_stops_without_a_model(cli, tmp_path):
+    out = tmp_path / "run"
+    res = cli("train", "sft", "--recipe", TINY, "optim.lr=1e30", "runner.max_steps=20", "data.eval_file=null",
+              "logging.progress=none", f"output_dir={out}")
+    assert res.exit_code == 2
+    assert res.stderr.strip().startswith("mmthink: error: the loss became non-finite at step")
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (out / "model").exists()
 
 
 def test_bitsandbytes_missing(cli, tmp_path, monkeypatch):

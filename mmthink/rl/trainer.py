@@ -21,6 +21,7 @@ Prompts for step s come from a seeded permutation and sampling uses a generator 
 from __future__ import annotations
 
 import json
+import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -229,6 +230,9 @@ def train_rl(
                     for k, v in stats.items():
                         sums[k] = sums.get(k, 0.0) + v / updates_per_step
             state.step += 1
+            if not all(math.isfinite(v) for v in sums.values()):
+                raise UserError(f"the RL losses became non-finite at step {state.step} "
+                                f"({', '.join(f'{k}={v:.4g}' for k, v in sums.items())}); no model was saved")
 
             lengths = rollout.lengths.float()
             metrics.update({f"{k}": v for k, v in sums.items()})

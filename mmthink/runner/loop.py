@@ -200,6 +200,10 @@ def fit(
                 loss_sum += out.loss_sum.detach().double()
                 for k, v in out.metrics.items():
                     extra[k] = extra.get(k, 0.0) + torch.as_tensor(v, device=accelerator.device, dtype=torch.float64)
+            if not torch.isfinite(loss_sum):
+                # Stop before the step: a non-finite loss would write NaN weights and a model that looks trained.
+                raise UserError(f"the loss became non-finite at step {state.step + 1} ({loss_sum.item()}); "
+                                "no model was saved: lower optim.lr or check the data")
             grad_norm = None
             if optim.max_grad_norm > 0:
                 grad_norm = accelerator.clip_grad_norm_(model.parameters(), optim.max_grad_norm)
