@@ -263,3 +263,28 @@ def load(schema: type[T], recipe: str | Path | None, overrides: Sequence[str], m
     if method is not None and getattr(cfg, "method", method) != method:
         raise UserError(f"recipe {recipe} is for method '{cfg.method}', not '{method}'")
     return cfg
+
+
+def flatten(tree, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
+    out = {}
+    for k, v in (tree or {}).items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def changed_keys(old: dict, new: dict, allowed: Sequence[str] = ()) -> list[str]:
+    """Flat keys whose values differ between ``old`` and ``new``, except those matching an ``allowed``
+    pattern (fnmatch: ``optim.lr``, ``*.max_steps``)."""
+    from fnmatch import fnmatch
+
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return [k for k in keys if not any(fnmatch(k, pat) for pat in allowed)]
+
+
+def describe_changes(old: dict, new: dict, keys: Sequence[str]) -> str:
+    """``key: <old> there, <new> now; ...`` — the one-line diff of a refused resume or reuse."""
+    return "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in keys)

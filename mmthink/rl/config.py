@@ -71,6 +71,7 @@ class RLConfig:
     save_every: int = 0  # RL steps between checkpoints
     keep_last: int = 2
     resume: str = "auto"  # auto | never | a checkpoint folder
+    resume_allow_changes: List[str] = field(default_factory=list)  # as runner.resume_allow_changes
     log_samples: int = 4  # completions written to samples.jsonl each step
 
     def check(self, world_size: int = 1) -> None:

@@ -168,7 +168,8 @@ def train_rl(
 
     run = RunSession(accelerator, model, output_dir, cfg.resume, cfg.steps, log, task.name, config_yaml, command,
                      {"world_size": world, "algorithm": cfg.advantage.estimator},
-                     load_extra=lambda folder: _load_extra(folder, critic, task, accelerator))
+                     load_extra=lambda folder: _load_extra(folder, critic, task, accelerator),
+                     allow_changes=cfg.resume_allow_changes)
     state = run.state
     samples_path = output_dir / "samples.jsonl"
     last: dict = {}

@@ -46,6 +46,9 @@ class RunnerConfig:
     save_every: int = 0  # optimiser steps between checkpoints; 0: only the final model
     keep_last: int = 2  # checkpoints kept on disk
     resume: str = "auto"  # auto (latest checkpoint in output_dir) | never | a checkpoint dir
+    # Recipe keys (fnmatch patterns) that may differ from the checkpoint's run when resuming, e.g. [optim.lr];
+    # any other change to what shapes the trajectory is refused.
+    resume_allow_changes: List[str] = field(default_factory=list)
     log_every: int = 1
     num_workers: int = 0
 

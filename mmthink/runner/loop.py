@@ -165,7 +165,7 @@ def fit(
 
     launch = {"world_size": world, "distributed_type": str(accelerator.distributed_type), "grad_accum": accum}
     run = RunSession(accelerator, model, output_dir, runner.resume, max_steps, log, task.name, config_yaml, command,
-                     launch)
+                     launch, allow_changes=runner.resume_allow_changes)
     state = run.state
 
     def windows():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from mmthink.errors import UserError
 from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint, save_final
 from mmthink.runner.config import LoggingConfig
 from mmthink.runner.tracking import MetricsLog, Progress, write_run_info
@@ -23,12 +24,14 @@ class RunSession:
 
     def __init__(self, accelerator, model, output_dir: Path, resume: str, total_steps: int, log: LoggingConfig,
                  name: str, config_yaml: str = "", command: Sequence[str] = (), launch: Optional[dict] = None,
-                 load_extra: Optional[Callable[[Path], None]] = None):
+                 load_extra: Optional[Callable[[Path], None]] = None, allow_changes: Sequence[str] = ()):
         self.accelerator, self.output_dir, self.total_steps = accelerator, output_dir, total_steps
         self.checkpoints = output_dir / "checkpoints"
         self.state = TrainState()
         main = accelerator.is_main_process
         resume_from = find_resume(resume, self.checkpoints)
+        if resume_from is not None:
+            check_unchanged(resume_from, config_yaml, allow_changes)
         if main:
             write_run_info(output_dir, config_yaml, list(command), launch)
         if resume_from is not None:
@@ -62,6 +65,31 @@ class RunSession:
         if self.metrics_log is not None:
             self.metrics_log.close()
         return last
+
+
+# What may differ when a run resumes: where it goes and how it reports, how long it runs, how often it
+# evaluates and saves, and the evaluation itself. Everything else shapes the trajectory.
+RESUME_ALWAYS_ALLOWED = ("output_dir", "logging.*", "eval.*", "data.eval_file", "*resume", "*resume_allow_changes",
+                         "*max_steps", "*epochs", "rl.steps", "stage3.steps", "*save_every", "*eval_every",
+                         "*keep_last", "*log_every", "*num_workers", "*log_samples", "stages")
+
+
+def check_unchanged(checkpoint: Path, config_yaml: str, allow_changes: Sequence[str] = ()) -> None:
+    """Refuse to resume ``checkpoint`` under settings that differ from its run's (one line, the diff)."""
+    import yaml
+
+    from mmthink.config import changed_keys, describe_changes, flatten
+
+    saved = checkpoint.parent.parent / "resolved_config.yaml"
+    if not config_yaml or not saved.is_file():
+        return
+    old, new = flatten(yaml.safe_load(saved.read_text())), flatten(yaml.safe_load(config_yaml))
+    keys = changed_keys(old, new, RESUME_ALWAYS_ALLOWED + tuple(allow_changes))
+    if keys:
+        raise UserError(f"{checkpoint} was trained with other settings ({describe_changes(old, new, keys)}); to "
+                        f"resume anyway list them in the runner's resume_allow_changes (e.g. "
+                        f"runner.resume_allow_changes=[{','.join(keys)}]), or start afresh with runner.resume=never "
+                        "or another output_dir")
 
 
 def evaluate_task(task, model, accelerator, metrics_log, step: int) -> dict:

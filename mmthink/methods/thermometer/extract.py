@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from mmthink.config import choice
+from mmthink.config import changed_keys, choice, describe_changes
 from mmthink.errors import UserError
 from mmthink.methods.thermometer.features_io import SUFFIX, load_task, save_task
 from mmthink.methods.thermometer.freeform import MAX_NEW_TOKENS, YES_NO, freeform_chunk, yes_no_row
@@ -33,11 +33,10 @@ def _part_path(out_path: Path, index: int) -> Path:
 def check_run(path: Path, run: dict) -> None:
     """Refuse a part or final file that was written under other settings than ``run``."""
     old = load_task(path).meta.get("run") or {}
-    if old != run:
-        keys = sorted(k for k in set(old) | set(run) if old.get(k) != run.get(k))
-        diff = "; ".join(f"{k}: {old.get(k)!r} there, {run.get(k)!r} now" for k in keys)
-        raise UserError(f"{path} was written by a different extraction ({diff}); delete it or choose another "
-                        "output folder")
+    keys = changed_keys(old, run)
+    if keys:
+        raise UserError(f"{path} was written by a different extraction ({describe_changes(old, run, keys)}); "
+                        "delete it or choose another output folder")
 
 
 def run_chunks(rows: list[dict], out_path: Path, compute: Callable, meta: dict, run: dict, chunk_size: int,
