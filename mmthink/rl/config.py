@@ -31,8 +31,11 @@ class RolloutConfig:
 class AdvantageConfig:
     estimator: str = "grpo"  # grpo (group z-score) | reinforce (baseline) | gae (PPO critic)
     std: str = "group"  # grpo: group | batch | none (Dr. GRPO)
+    # A = (r - mean) / (std + eps). The sample (Bessel-corrected) std, as TRL and verl compute it; the
+    # population std would scale advantages by sqrt(G / (G - 1)) (x1.41 at G = 2). eps 1e-6 as verl
+    # (TRL adds 1e-4): it only matters for groups whose rewards barely vary.
     eps: float = 1e-6
-    unbiased_std: bool = False  # Bessel's correction in the std
+    unbiased_std: bool = True
     baseline: str = "rloo"  # reinforce: none | mean | rloo | batch
     gamma: float = 1.0  # gae
     lam: float = 0.95  # gae
