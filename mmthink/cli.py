@@ -17,8 +17,9 @@ import typer
 from typer.core import TyperGroup
 
 from mmthink import registry
-from mmthink.commands import (DRY_RUN, GPU_MEMORY, GPUS, OVERRIDES, STRATEGY, command_line, dry_run_target,
-                              finish_distributed, method_recipe, print_table, quiet_hub_bars, user_errors)
+from mmthink.commands import (DRY_RUN, GPU_MEMORY, GPUS, OVERRIDES, STRATEGY, OneLineUsageErrors, command_line,
+                              dry_run_target, finish_distributed, method_recipe, print_table, quiet_hub_bars,
+                              user_errors)
 from mmthink.errors import UserError
 
 
@@ -42,7 +43,7 @@ class _Stub(click.Command):
         return command
 
 
-class _LazyGroup(TyperGroup):
+class _LazyGroup(OneLineUsageErrors, TyperGroup):
     lazy: dict = {}  # name -> registry.Verb, set per group
 
     def list_commands(self, ctx):

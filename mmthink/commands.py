@@ -21,6 +21,29 @@ RECIPE_OPTION = typer.Option(None, "--recipe", "-r", help="Recipe YAML (a path, 
                                                           "default: the built-in settings")
 
 
+class OneLineUsageErrors:
+    """A command group mixin: click's usage errors (a missing option, an unknown flag) as one line on
+    stderr and exit 2, like every other user error, instead of a boxed block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        import click
+
+        try:  # typer vendors its own click; its commands raise that copy's exceptions
+            from typer._click import exceptions as vendored
+        except ImportError:
+            vendored = click.exceptions
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except (click.UsageError, vendored.UsageError) as e:
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            typer.echo(f"mmthink: error: {e.format_message()}{hint}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except (click.Abort, vendored.Abort):
+            typer.echo("mmthink: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 def fail(message: str) -> None:
     typer.echo(f"mmthink: error: {message}", err=True)
     raise typer.Exit(EXIT_USER_ERROR)

@@ -198,6 +198,11 @@ CASES = [
     ("satori-kl", ["train", "satori", "--recipe", SATORI, "rl.loss.kl_coef=-0.1"], "'rl.loss.kl_coef' must be >= 0"),
     ("rl-steps", ["train", "satori", "--recipe", SATORI, "rl.steps=0"], "'rl.steps' must be >= 1"),
     ("plain-every", ["train", "sft", "--recipe", TINY, "logging.plain_every_s=-1"], "'logging.plain_every_s' must be >= 0"),
+    # Usage errors are one line too.
+    ("usage-missing-option", ["train", "sft"], "Missing option '--recipe'"),
+    ("usage-unknown-flag", ["fair", "fit", "--bogus"], "No such option: --bogus"),
+    ("usage-unknown-command", ["nosuch"], "No such command 'nosuch'"),
+    ("usage-apply-no-calibrator", ["calibrate", "apply", "--features", "x.safetensors"], "Missing option '--calibrator'"),
     # --dry-run targets.
     ("dry-run-strategy", ["train", "edl", "--recipe", "recipes/tiny/edl.yaml", "--dry-run", "--strategy", "zero9"],
      "--strategy must be one of"),
