@@ -21,6 +21,7 @@ from mmthink.commands import (DRY_RUN, GPU_MEMORY, GPUS, OVERRIDES, STRATEGY, On
                               dry_run_target, finish_distributed, method_recipe, print_table, quiet_hub_bars,
                               user_errors)
 from mmthink.errors import UserError
+from mmthink.io import check_output_dir
 
 
 class _Stub(click.Command):
@@ -109,6 +110,7 @@ def train(
     if dry_run:
         registry.load(entry)(cfg, dry_run_target(gpus, gpu_memory, strategy))
         return
+    check_output_dir(cfg.output_dir)
     quiet_hub_bars()
     metrics = registry.load(entry)(cfg, command_line())
     finish_distributed()
@@ -128,6 +130,7 @@ def eval_(
     """Evaluate a trained checkpoint of METHOD on a data file; writes eval.json and prints a table."""
     entry = registry.entry(method, "eval")
     cfg = method_recipe(method, recipe, overrides)
+    check_output_dir(out or ".", "--out")
     quiet_hub_bars()
     metrics = registry.load(entry)(cfg, checkpoint, data, out)
     print_table(f"{method} eval of {Path(checkpoint).name} on {Path(data).name}", metrics)
@@ -166,6 +169,7 @@ def recipes_cp(name: str = typer.Argument(...), dest: str = typer.Argument(..., 
         target = target / src.name
     if target.exists():
         raise UserError(f"{target} exists; not overwriting it")
+    check_output_dir(target.parent, "destination")
     shutil.copyfile(src, target)
     typer.echo(f"copied {src.name} to {target}")
 

@@ -48,3 +48,54 @@ def write_dir_atomic(folder: str | Path, fill: Callable[[Path], None]) -> Path:
     fill(tmp)
     replace_dir(tmp, folder)
     return folder
+
+
+def check_output_dir(path, key: str = "output_dir") -> None:
+    """Refuse, before any work, an output folder that is a file or lies where nothing can be written."""
+    import os
+
+    from mmthink.errors import UserError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{key} {p} is a file, not a folder")
+    parent = p
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{key} {p}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{key} {p}: no permission to write in {parent}")
+
+
+def check_output_file(path, key: str = "--out") -> None:
+    """Refuse an output file that is a folder, or whose folder cannot be made or written."""
+    from mmthink.errors import UserError
+
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{key} {p} is a folder, not a file")
+    check_output_dir(p.parent, key)
+
+
+def read_safetensors(path) -> dict:
+    """The tensors of a safetensors file; a missing, truncated or foreign file is one UserError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from mmthink.errors import UserError
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise UserError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+
+
+def read_json(path) -> dict:
+    """A JSON file's contents; unreadable or invalid JSON is one UserError."""
+    from mmthink.errors import UserError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: not a readable JSON file ({str(e).splitlines()[0]})") from None

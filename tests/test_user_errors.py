@@ -48,6 +48,11 @@ def _files(tmp_path):
         "tmp": lambda: tmp_path,
         "fair_table": lambda: _write(tmp_path / "t.csv", "x,name,y,s\n1,a,2,0\n2,b,3,\n3,c,5,1\n4,d,4,\n"),
         "fair_nos": lambda: _write(tmp_path / "nos.csv", "x,y,s\n1,2,\n2,3,\n3,5,\n"),
+        "not_utf8": lambda: _write_bytes(tmp_path / "bin.jsonl", b'{"prompt": "a", "completion": "b"}\n{"prompt": "\xff"}\n'),
+        "a_file": lambda: _write(tmp_path / "a_file", "x"),
+        "sft_model": lambda: _sft_model(tmp_path),
+        "garbage_model": lambda: _garbage_model(tmp_path),
+        "run_folder": lambda: _run_folder(tmp_path),
         "vsp_bad": lambda: _write(tmp_path / "bad_vsp.jsonl", '{"text_input": "<image> go", "image_input": "a.png", '
                                   '"map_id": 1, "map_desc": [[1, 0], [0, 0]]}\n'),
     }
@@ -58,6 +63,37 @@ def _vsp(tmp_path):
 
     train, _ = vsp.generate_split(tmp_path / "vsp", "planning", 0, {3: 2}, {3: 1})
     return train
+
+
+def _write_bytes(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def _sft_model(tmp_path):
+    """A transformers model folder as `train sft` writes it (config.json, model.safetensors)."""
+    from mmthink.models.config import ModelConfig
+    from mmthink.models.loading import load_model
+
+    loaded = load_model(ModelConfig(name="tiny-llama"), train=False)
+    folder = tmp_path / "sft_model"
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _garbage_model(tmp_path):
+    folder = _sft_model(tmp_path)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    return folder
+
+
+def _run_folder(tmp_path):
+    run = tmp_path / "a_run"
+    run.mkdir()
+    _sft_model(tmp_path).rename(run / "model")
+    return run
 
 
 def _abs(rel):
@@ -198,6 +234,25 @@ CASES = [
     ("satori-kl", ["train", "satori", "--recipe", SATORI, "rl.loss.kl_coef=-0.1"], "'rl.loss.kl_coef' must be >= 0"),
     ("rl-steps", ["train", "satori", "--recipe", SATORI, "rl.steps=0"], "'rl.steps' must be >= 1"),
     ("plain-every", ["train", "sft", "--recipe", TINY, "logging.plain_every_s=-1"], "'logging.plain_every_s' must be >= 0"),
+    # Files: non-UTF-8 rows, outputs where nothing can be written, broken or foreign checkpoints.
+    ("not-utf8", ["train", "sft", "--recipe", TINY, "data.train_file={not_utf8}"], "bin.jsonl:2: not UTF-8 text"),
+    ("output-dir-is-file", ["train", "edl", "--recipe", "recipes/tiny/edl.yaml", "output_dir={a_file}"],
+     "output_dir"),
+    ("output-dir-under-file", ["train", "edl", "--recipe", "recipes/tiny/edl.yaml", "output_dir={a_file}/run"],
+     "is a file, not a folder"),
+    ("eval-out-is-file", ["eval", "sft", "--checkpoint", "tiny-llama", "--data", "data/toy/arith_eval.jsonl",
+                          "--out", "{a_file}"], "--out"),
+    ("data-out-is-file", ["data", "toy", "--out", "{a_file}"], "--out"),
+    ("coat-out-is-folder", ["data", "coat", "--in", "{math_rows}", "--out", "{tmp}"], "is a folder, not a file"),
+    ("recipes-cp-under-file", ["recipes", "cp", "sft", "{a_file}/x.yaml"], "is a file, not a folder"),
+    ("calibrate-apply-out", ["calibrate", "apply", "--calibrator", "{tmp}", "--features", "{tmp}/x.safetensors",
+                             "--out", "{tmp}"], "is a folder, not a file"),
+    ("truncated-weights", ["eval", "sft", "--checkpoint", "{garbage_model}", "--data", "data/toy/arith_eval.jsonl"],
+     "not readable safetensors"),
+    ("edl-given-sft-model", ["eval", "edl", "--checkpoint", "{sft_model}", "--data", "digits"],
+     "is not an EDL model folder"),
+    ("eval-run-folder", ["eval", "sft", "--checkpoint", "{run_folder}", "--data", "data/toy/arith_eval.jsonl"],
+     "is a run or checkpoint folder: its model is"),
     # Usage errors are one line too.
     ("usage-missing-option", ["train", "sft"], "Missing option '--recipe'"),
     ("usage-unknown-flag", ["fair", "fit", "--bogus"], "No such option: --bogus"),

@@ -46,15 +46,22 @@ def _where(path: Path, index: int, lines: Optional[list[int]]) -> str:
 def _jsonl_line_numbers(path: Path) -> list[int]:
     """1-based line numbers of the non-blank lines (the rows), raising on the first invalid JSON."""
     numbers = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            numbers.append(n)
+    try:
+        raw_lines = path.read_bytes().splitlines()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    for n, raw in enumerate(raw_lines, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path}:{n}: not UTF-8 text (byte {raw[e.start:e.start + 1]!r} at column {e.start + 1})") from None
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        numbers.append(n)
     return numbers
 
 

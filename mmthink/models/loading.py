@@ -42,6 +42,9 @@ def resolve_path(name: str) -> Path | str:
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
+            inner = path / "model"
+            if (inner / "config.json").is_file() or (inner / "adapter_config.json").is_file():
+                raise UserError(f"{path} is a run or checkpoint folder: its model is {inner}")
             raise UserError(f"model folder {path} has no config.json: not a transformers checkpoint")
         return path
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
@@ -124,8 +127,13 @@ def _from_pretrained(source, config, cfg: ModelConfig):
             import torch
 
             kwargs["device_map"] = {"": torch.cuda.current_device()} if torch.cuda.is_available() else "cpu"
+    from safetensors import SafetensorError
+
     auto = AutoModelForImageTextToText if is_vision_config(config) else AutoModelForCausalLM
-    return auto.from_pretrained(str(source), **kwargs)
+    try:
+        return auto.from_pretrained(str(source), **kwargs)
+    except SafetensorError as e:  # a truncated or garbage weights file: one line, not sixty
+        raise UserError(f"the weights in {source} are not readable safetensors ({str(e).splitlines()[0]})") from None
 
 
 def _load_tokenizer(source):

@@ -12,6 +12,7 @@ import typer
 
 from mmthink.commands import split_list, user_errors
 from mmthink.errors import UserError
+from mmthink.io import check_output_dir
 
 
 def _counts(text: str, name: str) -> dict:
@@ -34,6 +35,7 @@ def vsp(
     cell_px: int = typer.Option(28, "--cell-px", help="pixels per cell (28 = one merged Qwen2.5-VL token)"),
 ):
     """Generate VSP (FrozenLake) rows in the official Mirage format, with map and helper images."""
+    check_output_dir(out, "--out")
     from mmthink.tasks import vsp as vsp_task
 
     if task not in vsp_task.TASKS:
@@ -56,6 +58,7 @@ def math(
     levels: str = typer.Option("1,2,3", "--levels", help="difficulty levels 1..4"),
 ):
     """Generate multi-step math problems with known answers and intermediate steps."""
+    check_output_dir(out, "--out")
     from mmthink.io import write_jsonl
     from mmthink.tasks import math as math_task
 
@@ -74,6 +77,7 @@ def mcq(
     seed: int = typer.Option(0, "--seed", help="0 writes the shipped tasks"),
 ):
     """Write the multiple-choice and free-form QA tasks that Thermometer calibrates on."""
+    check_output_dir(out, "--out")
     from mmthink.tasks.mcq import write_all
 
     paths = write_all(Path(out), seed)
@@ -87,6 +91,7 @@ def textcls(
                             show_default=False),
 ):
     """Sample the few-shot text classification tasks (SST-2, AG News, IMDB) from the raw dataset files."""
+    check_output_dir(out, "--out")
     from mmthink.tasks.textcls_build import build_all
 
     for line in build_all(Path(raw) if raw else Path(out) / "raw", Path(out)):
@@ -96,6 +101,7 @@ def textcls(
 @user_errors
 def toy(out: str = typer.Option("data/toy", "--out", help="Folder for arith_train.jsonl and arith_eval.jsonl")):
     """Write the toy arithmetic chat rows of the SFT smoke runs."""
+    check_output_dir(out, "--out")
     from mmthink.tasks.toy import write_all
 
     for path in write_all(Path(out)):

@@ -20,7 +20,7 @@ from mmthink.io import write_jsonl
 from mmthink.errors import UserError
 from mmthink.methods.bbpt.config import VOTING, BBPTRecipe
 from mmthink.runner.tracking import Progress, write_run_info
-from mmthink.io import write_dir_atomic, write_text_atomic
+from mmthink.io import read_json, read_safetensors, write_dir_atomic, write_text_atomic
 
 
 def make_box(box_cfg, task):
@@ -181,14 +181,12 @@ def train(cfg: BBPTRecipe, command: Sequence[str] = ()) -> dict:
 
 def load_result(folder: str | Path) -> tuple[dict, Optional[torch.Tensor], Optional[torch.Tensor]]:
     """(bbpt.json, prompts or None, weights or None) of a saved run's model folder."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     if not (folder / "bbpt.json").is_file():
         raise UserError(f"{folder} holds no bbpt.json: not a model folder of 'mmthink train bbpt'")
-    meta = json.loads((folder / "bbpt.json").read_text())
+    meta = read_json(folder / "bbpt.json")
     if (folder / "prompts.safetensors").is_file():
-        t = load_file(str(folder / "prompts.safetensors"))
+        t = read_safetensors(folder / "prompts.safetensors")
         return meta, t["prompts"], t["weights"]
     return meta, None, None
 

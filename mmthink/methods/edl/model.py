@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from mmthink.errors import UserError
-from mmthink.io import write_dir_atomic
+from mmthink.io import read_json, read_safetensors, write_dir_atomic
 from mmthink.methods.edl.config import EXP_RAW
 from mmthink.methods.edl.losses import evidence_to_alpha
 
@@ -72,12 +72,14 @@ def save_edl_model(folder: str | Path, model: nn.Module, config: dict[str, Any] 
 
 def load_edl_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode, config dict) from a ``save_edl_model`` folder."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():
         raise UserError(f"not an EDL model folder (needs {WEIGHTS} and {CONFIG}): {folder}")
-    cfg = json.loads((folder / CONFIG).read_text())
+    cfg = read_json(folder / CONFIG)
+    missing = [k for k in ("in_dim", "n_classes", "hidden") if k not in cfg]
+    if missing:
+        raise UserError(f"{folder} is not an EDL model folder: its {CONFIG} has no '{missing[0]}' (a model of "
+                        "another method?)")
     arch = cfg.get("arch", "mlp")
     if arch == "postnet":
         from mmthink.methods.edl.postnet import PosteriorNetwork
@@ -87,6 +89,9 @@ def load_edl_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         model = EvidentialMLP(cfg["in_dim"], cfg["n_classes"], cfg["hidden"], cfg.get("evidence", "softplus"))
     else:
         raise UserError(f"{folder / CONFIG}: unknown EDL architecture {arch!r}; expected mlp or postnet")
-    model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    try:
+        model.load_state_dict(read_safetensors(folder / WEIGHTS))
+    except RuntimeError as e:  # shapes or names that do not match the config
+        raise UserError(f"{folder / WEIGHTS} does not match its {CONFIG}: {str(e).splitlines()[0]}") from None
     model.eval()
     return model, cfg

@@ -15,13 +15,14 @@ from typing import Sequence
 from mmthink.config import to_yaml
 from mmthink.methods.fair.config import FairRecipe
 from mmthink.runner.tracking import write_run_info
-from mmthink.io import write_text_atomic
+from mmthink.io import check_output_dir, write_text_atomic
 
 
 def fit_predictor(cfg: FairRecipe, command: Sequence[str] = ()) -> dict:
     from mmthink.methods.fair.fit import fit_fair, save_result
 
     cfg.check()
+    check_output_dir(cfg.output_dir)
     d = cfg.data
     result = fit_fair(d.path, d.target, d.sensitive, d.features or None, cfg.epsilon, cfg.algorithm,
                       holdout=cfg.holdout, seed=cfg.seed, progress=cfg.progress, **cfg.fit_kwargs())
@@ -43,6 +44,7 @@ def value_of_labels(cfg: FairRecipe, command: Sequence[str] = ()) -> dict:
     from mmthink.methods.fair.fit import label_curve, plot_value_of_labels
 
     cfg.check()
+    check_output_dir(cfg.output_dir)
     d = cfg.data
     curves = label_curve(d.path, d.target, d.sensitive, d.features or None, cfg.epsilon, cfg.curve_ns,
                          cfg.curve_algorithms, cfg.seed, **cfg.fit_kwargs())

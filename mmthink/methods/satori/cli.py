@@ -8,6 +8,7 @@ import typer
 
 from mmthink.commands import split_list, user_errors
 from mmthink.errors import UserError
+from mmthink.io import check_output_file
 
 
 @user_errors
@@ -19,6 +20,7 @@ def coat(
     cot: bool = typer.Option(False, "--cot", help="plain chain-of-thought instead of COAT (the baseline)"),
 ):
     """Write Satori format-tuning rows: synthetic COAT demonstrations of procedural math problems."""
+    check_output_file(out)
     from mmthink.io import write_jsonl
     from mmthink.methods.satori.coat import coat_sft_rows, cot_sft_rows
     from mmthink.tasks import math as math_task

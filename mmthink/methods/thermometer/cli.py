@@ -51,8 +51,11 @@ def apply(
     out: Optional[str] = typer.Option(None, "--out", help="JSON file for the temperature and probabilities"),
 ):
     """One temperature for a new task from its unlabelled prompts; before/after metrics when labelled."""
+    from mmthink.io import check_output_file
     from mmthink.methods.thermometer.pipeline import apply_calibrator
 
+    if out:
+        check_output_file(out)
     result = apply_calibrator(calibrator, features, out)
     flat = {"temperature": result["temperature"], "n": result["n"]}
     for when in ("uncalibrated", "calibrated"):

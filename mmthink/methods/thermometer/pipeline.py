@@ -18,7 +18,7 @@ from mmthink.errors import UserError
 from mmthink.methods.thermometer.config import ThermometerRecipe
 from mmthink.paths import assets_dir
 from mmthink.runner.tracking import MetricsLog, write_run_info
-from mmthink.io import write_text_atomic
+from mmthink.io import check_output_dir, write_text_atomic
 
 
 def features_dir(cfg: ThermometerRecipe) -> Path:
@@ -47,6 +47,7 @@ def features(cfg: ThermometerRecipe, command: Sequence[str] = ()) -> dict:
     from mmthink.methods.thermometer.extract import extract_all
 
     cfg.check()
+    check_output_dir(cfg.output_dir)
     files = task_files(cfg)
     f = cfg.features
     return extract_all(cfg.model, files, features_dir(cfg), f.batch_size, cfg.data.limit, f.chat, f.chunk_size,
@@ -60,6 +61,7 @@ def fit_calibrator(cfg: ThermometerRecipe, command: Sequence[str] = ()) -> dict:
     from mmthink.methods.thermometer.model import save_calibrator
 
     cfg.check()
+    check_output_dir(cfg.output_dir)
     tasks = load_features(features_dir(cfg))
     if cfg.data.tasks:
         missing = [t for t in cfg.data.tasks if t not in tasks]
