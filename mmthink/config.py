@@ -177,7 +177,8 @@ _AT_LEAST_1 = ("batch_size", "micro_batch_size", "max_new_tokens", "max_length",
                "chunk_size", "n_particles", "n_samples", "n_sims", "rounds", "max_epochs", "num_transforms",
                "hidden_features", "replicates", "radius_replicates", "buffer_size", "flow_layers", "latent_dim",
                "encode_batch", "n_prompt_tokens", "r", "steps", "epochs", "limit", "n_mc", "max_batches", "max_rounds",
-               "threads", "target_samples", "components_per_class", "n", "d", "batch", "n_train", "max_len")
+               "threads", "target_samples", "components_per_class", "n", "d", "batch", "n_train", "max_len",
+               "curve_ns")
 _NON_NEGATIVE = ("weight_decay", "max_grad_norm", "warmup_steps", "eval_every", "save_every", "num_workers",
                  "entropy_coef", "kl_coef", "max_back", "samples", "log_samples", "kl_anneal_epochs", "entropy_reg",
                  "bm_coef", "kl_weight", "lam", "value_clip", "init_seed", "seed", "val_every", "eps_low", "eps_high",

@@ -253,6 +253,9 @@ CASES = [
      "is not an EDL model folder"),
     ("eval-run-folder", ["eval", "sft", "--checkpoint", "{run_folder}", "--data", "data/toy/arith_eval.jsonl"],
      "is a run or checkpoint folder: its model is"),
+    ("fair-data-n0", ["fair", "data", "synthetic", "--n", "0", "--out", "{tmp}/fd"], "--n must be >= 2"),
+    ("fair-curve-negative-n", ["fair", "curve", "--data", "{fair_table}", "--target", "y", "--sensitive", "s",
+                               "--out", "{tmp}/f", "curve_ns=[-5,10]"], "'curve_ns' must be >= 1; got -5"),
     # Usage errors are one line too.
     ("usage-missing-option", ["train", "sft"], "Missing option '--recipe'"),
     ("usage-unknown-flag", ["fair", "fit", "--bogus"], "No such option: --bogus"),

@@ -85,6 +85,9 @@ def data(
     """Write a table for `mmthink fair fit`: diabetes (sex column) or a synthetic Gaussian one."""
     from mmthink.methods.fair.data import export_diabetes, gaussian_table
 
+    if n < 2 or d < 1 or (n_labelled is not None and not 0 <= n_labelled <= (n if which == "synthetic" else 10**9)):
+        raise UserError(f"fair data: --n must be >= 2, --d >= 1 and --n-labelled in [0, n]; got n={n}, d={d}, "
+                        f"n_labelled={n_labelled}")
     if which == "diabetes":
         path = export_diabetes(Path(out), n_labelled, "sex", seed)
     elif which == "synthetic":

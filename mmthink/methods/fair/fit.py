@@ -50,6 +50,9 @@ class FairResult:
     config: dict = field(default_factory=dict)  # the resolved arguments
 
 
+HOLDOUT_STREAM = 0x401D  # salt of the holdout split's random stream
+
+
 def _as_data(table, target, sensitive, features) -> FairData:
     if isinstance(table, FairData):
         return table
@@ -124,7 +127,9 @@ def fit_fair(table, target: Optional[str] = None, sensitive: Optional[str] = Non
         raise UserError(f"task classification needs a two-valued target; '{data.target}' has more values")
     train, test = data, None
     if holdout > 0:
-        perm = np.random.default_rng(seed).permutation(len(data.y))
+        # Its own stream: `fair data` hides S with rng(seed) too, and the same permutation would put every
+        # labelled row in training, so the held-out violation would never be measured.
+        perm = np.random.default_rng([seed, HOLDOUT_STREAM]).permutation(len(data.y))
         cut = int(round(len(perm) * (1 - holdout)))
         train, test = data.subset(perm[:cut]), data.subset(perm[cut:])
     if not train.labelled.any():
@@ -230,7 +235,7 @@ def _plain(v):
 
 def save_result(folder, result: FairResult) -> Path:
     """``folder/result.json`` (everything but the weights) and ``folder/weights.npz``, each written atomically."""
-    from mmthink.io import write_text_atomic
+    from mmthink.io import strict_json, write_text_atomic
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -239,7 +244,8 @@ def save_result(folder, result: FairResult) -> Path:
         np.savez(fh, **result.params)
     os.replace(tmp, folder / "weights.npz")
     body = {k: v for k, v in asdict(result).items() if k != "params"}
-    write_text_atomic(folder / "result.json", json.dumps({"format": 1, **body}, indent=2, default=_plain))
+    body = json.loads(json.dumps({"format": 1, **body}, default=_plain))  # plain types first, then strict JSON
+    write_text_atomic(folder / "result.json", json.dumps(strict_json(body), indent=2, allow_nan=False))
     return folder
 
 

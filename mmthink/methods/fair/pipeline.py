@@ -15,7 +15,7 @@ from typing import Sequence
 from mmthink.config import to_yaml
 from mmthink.methods.fair.config import FairRecipe
 from mmthink.runner.tracking import write_run_info
-from mmthink.io import check_output_dir, write_text_atomic
+from mmthink.io import check_output_dir, strict_json, write_text_atomic
 
 
 def fit_predictor(cfg: FairRecipe, command: Sequence[str] = ()) -> dict:
@@ -36,7 +36,7 @@ def fit_predictor(cfg: FairRecipe, command: Sequence[str] = ()) -> dict:
             for name, value in (v.items() if isinstance(v, dict) else [("", v)]):
                 if isinstance(value, (int, float)):
                     summary["/".join(p for p in (split, k, name) if p)] = value
-    write_text_atomic(out / "fair.json", json.dumps(summary, indent=2, default=str))
+    write_text_atomic(out / "fair.json", json.dumps(strict_json(summary), indent=2, default=str, allow_nan=False))
     return summary
 
 
@@ -50,7 +50,7 @@ def value_of_labels(cfg: FairRecipe, command: Sequence[str] = ()) -> dict:
                          cfg.curve_algorithms, cfg.seed, **cfg.fit_kwargs())
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "curve.json", json.dumps(curves, indent=2, default=str))
+    write_text_atomic(out / "curve.json", json.dumps(strict_json(curves), indent=2, default=str, allow_nan=False))
     plot_value_of_labels(curves, out / "value_of_labels.png", title=f"{Path(d.path).name}, eps={cfg.epsilon}")
     write_run_info(out, to_yaml(cfg), list(command))
     return curves

@@ -164,3 +164,23 @@ def test_label_curve_and_plot(tmp_path):
     assert curves["methods"]["robust"]["regime"][1] in ("no loss", "constrained")
     png = plot_value_of_labels(curves, tmp_path / "curve.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_holdout_split_holds_labelled_rows_when_seeds_agree(tmp_path):
+    # `fair data` hides S with rng(seed); the hold-out split must not draw the same permutation.
+    from mmthink.methods.fair.data import export_diabetes
+    from mmthink.methods.fair.fit import fit_fair
+
+    path = export_diabetes(tmp_path, n_labelled=200, sensitive="sex", seed=0)
+    result = fit_fair(path, "target", "sex", None, 0.5, "gaussian", holdout=0.2, seed=0)
+    assert result.metrics["holdout"]["n_labelled"] > 0
+
+
+def test_strict_json_writes_null_for_nan():
+    import json
+
+    from mmthink.io import strict_json
+
+    text = json.dumps(strict_json({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -float("inf")}}),
+                      allow_nan=False)
+    assert text == '{"a": null, "b": [1.0, null], "c": {"d": null}}'
