@@ -100,12 +100,12 @@ def train(
     strategy: Optional[str] = STRATEGY,
 ):
     """Train METHOD with a recipe, e.g. mmthink train sft --recipe recipes/tiny/sft.yaml optim.lr=1e-4"""
-    from mmthink.config import to_yaml
+    from mmthink.config import path_report, to_yaml
 
     entry = registry.entry(method, "dry_run" if dry_run else "train")
     cfg = method_recipe(method, recipe, overrides)
     if print_config:
-        typer.echo(to_yaml(cfg), nl=False)
+        typer.echo(to_yaml(cfg) + path_report(cfg), nl=False)
         return
     if dry_run:
         registry.load(entry)(cfg, dry_run_target(gpus, gpu_memory, strategy))

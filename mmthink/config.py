@@ -258,12 +258,70 @@ def load(schema: type[T], recipe: str | Path | None, overrides: Sequence[str], m
     """The one recipe loader of every command: ``recipe`` (a path or shipped name; ``None``: the schema's
     defaults) with ``overrides`` applied, refused when it names another method than ``method``."""
     if recipe is not None:
-        cfg = load_recipe(find_recipe(str(recipe)), overrides, schema)
+        path = find_recipe(str(recipe))
+        cfg = load_recipe(path, overrides, schema)
+        resolve_data_paths(cfg, recipe_chain(path), {o.partition("=")[0] for o in overrides})
     else:
         cfg = build(schema, parse_overrides(overrides, schema))
     if method is not None and getattr(cfg, "method", method) != method:
         raise UserError(f"recipe {recipe} is for method '{cfg.method}', not '{method}'")
     return cfg
+
+
+# Recipe fields that name input files or folders. They resolve, in order, against the current directory
+# (where the file exists there), the folders of the recipe and its bases, then the data shipped with
+# the package; an override resolves against the current directory only. output_dir is not an input.
+DATA_PATH_FIELDS = ("train_file", "eval_file", "test_file", "ood_file", "tasks_dir", "path")
+
+
+def recipe_chain(path: Path) -> list[Path]:
+    """The folders of ``path`` and of its ``base:`` recipes, the most derived first."""
+    from omegaconf import OmegaConf
+
+    folders, seen = [], set()
+    path = Path(path).resolve()
+    while path not in seen and path.is_file():
+        seen.add(path)
+        folders.append(path.parent)
+        base = OmegaConf.load(path).get("base")
+        if not isinstance(base, str):
+            break
+        path = (path.parent / base).resolve()
+    return folders
+
+
+def resolve_data_paths(cfg, folders: Sequence[Path], overridden: set, prefix: str = "") -> None:
+    """Rewrite relative input paths that do not exist here to where they exist (see DATA_PATH_FIELDS)."""
+    from mmthink.paths import data_dir
+
+    for f in dataclasses.fields(cfg):
+        value, key = getattr(cfg, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            resolve_data_paths(value, folders, overridden, key + ".")
+            continue
+        if f.name not in DATA_PATH_FIELDS or not isinstance(value, str) or not value or key in overridden:
+            continue
+        rel = Path(value).expanduser()
+        if rel.is_absolute() or rel.exists():
+            continue
+        shipped = [data_dir() / rel.relative_to("data")] if rel.parts[:1] == ("data",) else []
+        for candidate in [folder / rel for folder in folders] + shipped:
+            if candidate.exists():
+                setattr(cfg, f.name, str(candidate.resolve()))
+                break
+
+
+def path_report(cfg, prefix: str = "") -> str:
+    """``# key -> absolute path`` comment lines for the input paths of ``cfg`` (``--print-config``)."""
+    lines = []
+    for f in dataclasses.fields(cfg):
+        value, key = getattr(cfg, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            lines.append(path_report(value, key + "."))
+        elif f.name in DATA_PATH_FIELDS and isinstance(value, str) and value:
+            where = Path(value).expanduser().resolve()
+            lines.append(f"# {key} -> {where}{'' if where.exists() else ' (not found)'}\n")
+    return "".join(lines)
 
 
 def flatten(tree, prefix: str = "") -> dict:

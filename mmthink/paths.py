@@ -21,6 +21,11 @@ def assets_dir() -> Path:
     return _shipped("assets")
 
 
+def data_dir() -> Path:
+    """The small data the shipped recipes read (``data/toy``), inside a wheel or at the repository root."""
+    return _shipped("data")
+
+
 def cache_dir() -> Path:
     """User cache for converted models: $MMTHINK_CACHE, else $XDG_CACHE_HOME/mmthink, else ~/.cache/mmthink."""
     if os.environ.get("MMTHINK_CACHE"):

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+
 from mmthink.config import load_recipe, read_recipe_tree, to_yaml
 from mmthink.errors import UserError
 from mmthink.methods.sft.config import SFTRecipe
@@ -64,3 +66,34 @@ def test_every_shipped_recipe_validates_and_documents_its_commands(path):
         needles = ("mmthink train", "accelerate launch", "sbatch")
     for needle in needles:
         assert needle in head, f"{path} does not open with a '{needle}' command"
+
+
+def test_recipe_data_paths_resolve_from_any_folder(tmp_path, monkeypatch):
+    from mmthink.config import load
+    from mmthink.methods.sft.config import SFTRecipe
+
+    monkeypatch.chdir(tmp_path)  # no data/ here
+    cfg = load(SFTRecipe, "tiny/sft", [])
+    assert Path(cfg.data.train_file).is_absolute() and Path(cfg.data.train_file).is_file()
+    cfg = load(SFTRecipe, "tiny/sft", ["data.train_file=data/mine.jsonl"])
+    assert cfg.data.train_file == "data/mine.jsonl"  # an override resolves against the current folder
+
+
+def test_a_recipe_finds_data_beside_itself_and_the_current_folder_wins(tmp_path, monkeypatch):
+    from mmthink.config import load
+    from mmthink.methods.sft.config import SFTRecipe
+
+    folder = tmp_path / "project"
+    (folder / "rows").mkdir(parents=True)
+    (folder / "rows" / "train.jsonl").write_text('{"prompt": "a", "completion": "b"}\n')
+    (folder / "my.yaml").write_text(f"base: {ROOT / 'recipes/tiny/sft.yaml'}\ndata:\n  train_file: rows/train.jsonl\n")
+    monkeypatch.chdir(tmp_path)
+    assert load(SFTRecipe, str(folder / "my.yaml"), []).data.train_file == str((folder / "rows/train.jsonl").resolve())
+    monkeypatch.chdir(folder)
+    assert load(SFTRecipe, "my.yaml", []).data.train_file == "rows/train.jsonl"  # exists here: unchanged
+
+
+def test_print_config_shows_where_each_input_path_resolved(cli):
+    res = cli("train", "sft", "--recipe", "recipes/tiny/sft.yaml", "--print-config")
+    assert res.exit_code == 0
+    assert f"# data.train_file -> {ROOT / 'data/toy/arith_train.jsonl'}" in res.stdout
