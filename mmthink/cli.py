@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from mmthink import registry
-from mmthink.commands import (DRY_RUN, GPU_MEMORY, GPUS, OVERRIDES, STRATEGY, OneLineUsageErrors, command_line,
+from mmthink.commands import (DRY_RUN, EVAL_OVERRIDES, GPU_MEMORY, GPUS, OVERRIDES, STRATEGY, OneLineUsageErrors, command_line,
                               dry_run_target, finish_distributed, method_recipe, print_table, quiet_hub_bars,
                               user_errors)
 from mmthink.errors import UserError
@@ -125,7 +125,7 @@ def eval_(
     data: str = typer.Option(..., "--data", "-d", help="Evaluation rows (JSONL or parquet)"),
     recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="Recipe for evaluation settings"),
     out: Optional[str] = typer.Option(None, "--out", help="Folder for eval.json (default: the checkpoint folder)"),
-    overrides: Optional[List[str]] = OVERRIDES,
+    overrides: Optional[List[str]] = EVAL_OVERRIDES,
 ):
     """Evaluate a trained checkpoint of METHOD on a data file; writes eval.json and prints a table."""
     entry = registry.entry(method, "eval")

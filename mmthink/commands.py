@@ -16,7 +16,13 @@ import typer
 
 from mmthink.errors import EXIT_USER_ERROR, UserError
 
-OVERRIDES = typer.Argument(None, help="Recipe overrides, e.g. optim.lr=1e-5 runner.max_steps=10", show_default=False)
+def overrides(example: str):
+    """The trailing ``key=value`` recipe overrides of a command, with an example its recipe accepts."""
+    return typer.Argument(None, help=f"Recipe overrides, e.g. {example}", show_default=False)
+
+
+OVERRIDES = overrides("optim.lr=1e-5 runner.max_steps=10")  # train: every LM recipe has these
+EVAL_OVERRIDES = overrides("eval.batch_size=8 eval.limit=100")
 RECIPE_OPTION = typer.Option(None, "--recipe", "-r", help="Recipe YAML (a path, or a shipped name like tiny/sft); "
                                                           "default: the built-in settings")
 

@@ -53,6 +53,7 @@ def _files(tmp_path):
         "sft_model": lambda: _sft_model(tmp_path),
         "garbage_model": lambda: _garbage_model(tmp_path),
         "run_folder": lambda: _run_folder(tmp_path),
+        "vsp_no_image": lambda: _vsp_without_an_image(tmp_path),
         "vsp_bad": lambda: _write(tmp_path / "bad_vsp.jsonl", '{"text_input": "<image> go", "image_input": "a.png", '
                                   '"map_id": 1, "map_desc": [[1, 0], [0, 0]]}\n'),
     }
@@ -62,6 +63,15 @@ def _vsp(tmp_path):
     from mmthink.tasks import vsp
 
     train, _ = vsp.generate_split(tmp_path / "vsp", "planning", 0, {3: 2}, {3: 1})
+    return train
+
+
+def _vsp_without_an_image(tmp_path):
+    import json
+
+    train = _vsp(tmp_path)
+    first = json.loads(train.read_text().splitlines()[0])
+    (train.parent / first["image_input"]).unlink()
     return train
 
 
@@ -256,6 +266,8 @@ CASES = [
     ("fair-data-n0", ["fair", "data", "synthetic", "--n", "0", "--out", "{tmp}/fd"], "--n must be >= 2"),
     ("fair-curve-negative-n", ["fair", "curve", "--data", "{fair_table}", "--target", "y", "--sensitive", "s",
                                "--out", "{tmp}/f", "curve_ns=[-5,10]"], "'curve_ns' must be >= 1; got -5"),
+    ("mirage-missing-image", ["train", "mirage", "--recipe", MIRAGE, "data.train_file={vsp_no_image}",
+                              "data.eval_file=null"], "row 1: image_input"),
     # Usage errors are one line too.
     ("usage-missing-option", ["train", "sft"], "Missing option '--recipe'"),
     ("usage-unknown-flag", ["fair", "fit", "--bogus"], "No such option: --bogus"),

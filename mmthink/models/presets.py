@@ -8,7 +8,9 @@ committed byte-level tokenizer: wide enough to learn toy tasks on a CPU in secon
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 from mmthink.errors import UserError
@@ -133,12 +135,44 @@ def smollm2_path() -> Path:
         return out
     gguf = _smollm2_gguf()
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
-    # transformers dequantises GGUF on load but cannot save_pretrained the result: rebuild a plain
-    # LlamaForCausalLM from the config without its quantization entry and copy the weights over.
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    from mmthink.io import check_output_dir
+
+    check_output_dir(out.parent, "the model cache ($MMTHINK_CACHE)")
+    print(f"converting {SMOLLM2} from its GGUF file into {out} (once)", file=sys.stderr, flush=True)
+    quiet = not sys.stderr.isatty()  # a tqdm bar's carriage returns garble piped logs (SLURM, CI)
+    bars, env = hf_logging.is_progress_bar_enabled(), os.environ.get("TQDM_DISABLE")
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = gguf_utils.tqdm
+    if quiet:
+        from functools import partial
+
+        hf_logging.disable_progress_bar()
+        os.environ["TQDM_DISABLE"] = "1"  # shard writing reads it; the GGUF conversion calls tqdm directly:
+        gguf_utils.tqdm = partial(bar, disable=True)
+    try:
+        # transformers dequantises GGUF on load but cannot save_pretrained the result: rebuild a plain
+        # LlamaForCausalLM from the config without its quantization entry and copy the weights over.
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        return _save_converted(loaded, tok, out)
+    finally:
+        gguf_utils.tqdm = bar
+        if quiet:
+            if bars:
+                hf_logging.enable_progress_bar()
+            if env is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = env
+
+
+def _save_converted(loaded, tok, out: Path) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     config = LlamaConfig.from_dict({k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"})
     model = LlamaForCausalLM(config)
     model.load_state_dict(loaded.state_dict())

@@ -11,10 +11,11 @@ from typing import List, Optional
 
 import typer
 
-from mmthink.commands import OVERRIDES, RECIPE_OPTION, command_line, method_recipe, print_table, split_list, \
+from mmthink.commands import RECIPE_OPTION, overrides as overrides_arg, command_line, method_recipe, print_table, split_list, \
     user_errors
 from mmthink.errors import UserError
 
+FAIR_OVERRIDES = overrides_arg("epsilon=0.05 bootstrap.steps=100")
 app = typer.Typer(help="Fair predictors when the sensitive attribute is mostly unknown (robust IB).",
                   no_args_is_help=True, add_completion=False)
 
@@ -43,7 +44,7 @@ def fit(
     data: Optional[str] = DATA, target: Optional[str] = TARGET, sensitive: Optional[str] = SENSITIVE,
     features: Optional[str] = FEATURES, epsilon: Optional[float] = EPSILON,
     algorithm: Optional[str] = typer.Option(None, "--method", help="gaussian | robust | bootstrap (algorithm)"),
-    out: Optional[str] = OUT, recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[List[str]] = OVERRIDES,
+    out: Optional[str] = OUT, recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[List[str]] = FAIR_OVERRIDES,
 ):
     """Fit a fair predictor; report utility, violation on rows with known S, and the guarantee."""
     from mmthink.methods.fair.pipeline import fit_predictor
@@ -58,7 +59,7 @@ def fit(
 def curve(
     data: Optional[str] = DATA, target: Optional[str] = TARGET, sensitive: Optional[str] = SENSITIVE,
     features: Optional[str] = FEATURES, epsilon: Optional[float] = EPSILON, out: Optional[str] = OUT,
-    recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[List[str]] = OVERRIDES,
+    recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[List[str]] = FAIR_OVERRIDES,
 ):
     """Utility and violation against the number of S-labelled rows (JSON + PNG), per algorithm."""
     from mmthink.methods.fair.pipeline import value_of_labels

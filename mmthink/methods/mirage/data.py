@@ -46,6 +46,17 @@ def open_image(root: Path, rel):
     return Image.open(path).convert("RGB")
 
 
+def check_images(rows, root: Path, source) -> None:
+    """Every image the rows name exists, checked before any model loads (one line names the first missing)."""
+    for i, row in enumerate(rows):
+        for key in ("image_input", "image_output"):
+            rel = row.get(key)
+            if rel:
+                path = root / (rel[0] if isinstance(rel, list) else rel)
+                if not path.is_file():
+                    raise UserError(f"{source}: row {i + 1}: {key} {path} not found")
+
+
 def prompt_text(tokenizer, text_input: str, n_image_tokens: int) -> str:
     """The chat prompt with the image where ``<image>`` stands, ending with the assistant header."""
     before, _, after = text_input.partition("<image>")

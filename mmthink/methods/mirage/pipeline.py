@@ -19,7 +19,7 @@ from mmthink.data.rows import load_rows
 from mmthink.errors import UserError
 from mmthink.methods.mirage import stages
 from mmthink.methods.mirage.config import LATENT_TOKENS, MirageRecipe
-from mmthink.methods.mirage.data import collate, encode_rows
+from mmthink.methods.mirage.data import check_images, collate, encode_rows
 from mmthink.methods.mirage.evaluate import evaluate_vsp, flat_metrics
 from mmthink.methods.mirage.grpo import LatentPolicy
 from mmthink.models.loading import is_image_text, load_model
@@ -52,6 +52,9 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
     train_file = Path(cfg.data.train_file)
     rows = list(load_rows(train_file, validate_vsp_row, cfg.data.limit))
     eval_rows = list(load_rows(cfg.data.eval_file, validate_vsp_row)) if cfg.data.eval_file else None
+    check_images(rows, train_file.parent, train_file)
+    if eval_rows is not None:
+        check_images(eval_rows, Path(cfg.data.eval_file).parent, cfg.data.eval_file)
     accelerator = make_accelerator(rl_runner_config(cfg.stage3) if cfg.stages[0] == 3 else cfg._stage(cfg.stages[0]).runner)
     loaded = _load_vlm(cfg, train=True)
     model, tok, proc = loaded.model, loaded.tokenizer, loaded.image_processor
@@ -98,6 +101,7 @@ def evaluate(cfg: MirageRecipe, checkpoint: str, data: str, out: Optional[str] =
     """Score ``checkpoint`` on VSP rows; writes ``eval.json`` (per grid size) next to it or to ``out``."""
     cfg.model.name = checkpoint
     rows = list(load_rows(data, validate_vsp_row))
+    check_images(rows, Path(data).parent, data)
     loaded = _load_vlm(cfg, train=False)
     loaded.model.eval()
     latent = LatentTokens.from_tokenizer(loaded.tokenizer)

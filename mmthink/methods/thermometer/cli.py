@@ -6,16 +6,17 @@ from typing import List, Optional
 
 import typer
 
-from mmthink.commands import (DRY_RUN, GPU_MEMORY, GPUS, OVERRIDES, RECIPE_OPTION, STRATEGY, command_line,
+from mmthink.commands import (DRY_RUN, GPU_MEMORY, GPUS, RECIPE_OPTION, overrides as overrides_arg, STRATEGY, command_line,
                               dry_run_target, method_recipe, print_table, quiet_hub_bars, user_errors)
 
+CALIBRATE_OVERRIDES = overrides_arg("thermometer.steps=2000 features.batch_size=8")
 app = typer.Typer(help="Thermometer: calibrate an LM across tasks, apply it to new ones.", no_args_is_help=True,
                   add_completion=False)
 
 
 @app.command("features")
 @user_errors
-def features(recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[List[str]] = OVERRIDES,
+def features(recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[List[str]] = CALIBRATE_OVERRIDES,
              dry_run: bool = DRY_RUN, gpus: int = GPUS, gpu_memory: float = GPU_MEMORY,
              strategy: Optional[str] = STRATEGY):
     """Run the LM over every task and store last-token states and option-letter logits (resumable)."""
@@ -33,7 +34,7 @@ def features(recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[List[str
 
 @app.command("fit")
 @user_errors
-def fit(recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[List[str]] = OVERRIDES):
+def fit(recipe: Optional[str] = RECIPE_OPTION, overrides: Optional[List[str]] = CALIBRATE_OVERRIDES):
     """Train the Thermometer calibrator on all tasks; with eval.loto, the leave-one-task-out table."""
     from mmthink.methods.thermometer.pipeline import fit_calibrator
 
