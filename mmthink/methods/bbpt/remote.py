@@ -48,6 +48,7 @@ from mmthink.methods.bbpt.blackbox import LEVELS, BlackBox, BoxInfo, HFBlackBox,
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 2**20  # bytes; a (P, L, D) float32 prompt batch of 64 x 50 x 4096 is 52 MiB
+MAX_TEXTS, MAX_TEXT_CHARS = 4096, 20_000  # a query's texts: one request must not hold the model for long
 
 
 # ----- wire format: float32 arrays as {"shape", "data"} -----
@@ -73,7 +74,10 @@ def decode_array(obj, ndim: int) -> Tensor:
     if len(raw) != 4 * int(np.prod(shape)):
         raise ValueError(f"data holds {len(raw)} bytes; shape {shape} needs {4 * int(np.prod(shape))} (float32)")
     # astype copies into a writable native-order array, which torch.from_numpy needs.
-    return torch.from_numpy(np.frombuffer(raw, dtype="<f4").astype(np.float32)).reshape(shape)
+    values = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError("data holds NaN or infinite values")
+    return torch.from_numpy(values).reshape(shape)
 
 
 # ----- server -----
@@ -96,6 +100,10 @@ def _answer(box: BlackBox, lock: threading.Lock, request) -> dict:
         raise _HTTPError(400, f"want must be one of {LEVELS}; got {want!r}")
     if not isinstance(texts, list) or not all(isinstance(x, str) for x in texts):
         raise _HTTPError(400, "texts must be a list of strings")
+    if not texts:
+        raise _HTTPError(400, "texts must not be empty")
+    if len(texts) > MAX_TEXTS or max(map(len, texts)) > MAX_TEXT_CHARS:
+        raise _HTTPError(413, f"at most {MAX_TEXTS} texts of {MAX_TEXT_CHARS} characters each per query")
     if want == "logits" and box.info.level != "logits":
         raise _HTTPError(403, "this black box answers with labels only (level 'labels'); ask for want=labels")
     try:
@@ -141,11 +149,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, _answer(self.server.box, self.server.lock, request))
         except json.JSONDecodeError as e:
             self._send(400, {"error": f"body is not valid JSON: {e}"})
+        except UnicodeDecodeError:
+            self._send(400, {"error": "body is not UTF-8 text"})
+        except RecursionError:
+            self._send(400, {"error": "body is nested too deeply"})
         except _HTTPError as e:
             self._send(e.status, {"error": str(e)})
         except Exception as e:  # a bug in the box: tell the client in one line, keep the trace here
             log.exception("black-box query failed")
             self._send(500, {"error": f"{type(e).__name__}: {e}"})
+
+    def _not_allowed(self) -> None:
+        self._send(405, {"error": f"method {self.command} is not allowed; use GET /info or POST /query"})
+
+    do_PUT = do_DELETE = do_PATCH = _not_allowed
 
     def _send(self, status: int, obj: dict) -> None:
         body = json.dumps(obj).encode()
@@ -288,6 +305,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=8000)
     a = p.parse_args(argv)
     try:
+        if a.n_prompt_tokens < 1 or not 0 <= a.port < 65536:
+            raise UserError(f"--n-prompt-tokens must be >= 1 and --port in [0, 65535]; got {a.n_prompt_tokens}, {a.port}")
         box = load_box(a.model, a.template, a.verbalizer.split(","), a.n_prompt_tokens, a.level, a.device)
         try:
             server = serve_blackbox(box, a.host, a.port)

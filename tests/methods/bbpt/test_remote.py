@@ -126,3 +126,30 @@ def test_oversized_request_gets_413(box, serve, monkeypatch):
 def test_load_box_serves_the_tiny_preset():
     b = load_box("tiny-llama", "{text} It was {mask}", ["bad", "great"], 10, "labels")
     assert (b.info.n_classes, b.info.n_prompt_tokens, b.info.level) == (2, 10, "labels")
+
+
+def test_every_malformed_request_is_a_4xx_json_error(box, serve):
+    url = serve(box)
+    prompts = {"shape": [1, 4, box.info.embed_dim], "data": encode_array(torch.full((1, 4, box.info.embed_dim),
+                                                                               float("nan")))["data"]}
+    cases = [
+        (b'{"texts": ["\xff\xfe"]}', 400, "UTF-8"),
+        (b"[" * 100_000, 400, "nested too deeply"),
+        (json.dumps({"prompts": prompts, "texts": ["x"], "want": "logits"}).encode(), 400, "NaN"),
+        (json.dumps({"prompts": None, "texts": [], "want": "logits"}).encode(), 400, "must not be empty"),
+        (json.dumps({"prompts": None, "texts": ["x" * 1_000_000], "want": "labels"}).encode(), 413, "characters"),
+    ]
+    for body, status, text in cases:
+        got, ans = _post(url, body)
+        assert got == status and text in ans["error"], (body[:40], got, ans)
+    for method in ("PUT", "DELETE"):
+        req = urllib.request.Request(url + "/query", data=b"{}", method=method)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        assert e.value.code == 405 and "not allowed" in json.loads(e.value.read())["error"]
+
+
+def test_the_server_refuses_a_negative_prompt_length(capsys):
+    with pytest.raises(SystemExit) as e:
+        remote.main(["--model", "tiny-llama", "--n-prompt-tokens", "-3"])
+    assert e.value.code == 2 and "--n-prompt-tokens must be >= 1" in capsys.readouterr().err
