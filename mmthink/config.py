@@ -185,7 +185,7 @@ _NON_NEGATIVE = ("weight_decay", "max_grad_norm", "warmup_steps", "eval_every", 
                  "restarts", "gamma", "plain_every_s", "n_eval", "reflect_bonus", "min_len")
 _POSITIVE = ("lr", "eps", "sigma0", "temperature", "target_concentration", "kernel_scale", "prior_var", "gamma_shape",
              "gamma_scale", "alpha", "mixture_prior", "epsilon", "reward_clip", "clip", "lam0", "bound", "lam_growth")
-_UNIT = {"warmup_ratio": (0, 1, False, False), "dropout": (0, 1, False, True), "top_p": (0, 1, True, False),
+_UNIT = {"warmup_ratio": (0, 1, False, False), "min_lr_ratio": (0, 1, False, False), "dropout": (0, 1, False, True), "top_p": (0, 1, True, False),
          "val_fraction": (0, 1, False, True), "holdout": (0, 1, False, True), "ratio": (0, 1, False, False),
          "delta": (0, 1, True, True), "quantile": (0, 1, True, False), "margin": (0, 1, True, False),
          "betas": (0, 1, False, True)}

@@ -84,4 +84,6 @@ def test_tiny_satori_first_rl_step(cli, tmp_path, one_thread):
     assert res.exit_code == 0, res.output
     rows = _rows(tmp_path / "rl" / "metrics.jsonl")
     assert rows[0]["step"] == 1 and "entropy" in rows[0]
+    # Two mini-batches per rollout (as the official recipe's eight): the second one clips.
+    assert next(r for r in rows if "clip_frac" in r)["clip_frac"] > 0
     _hold("satori_rl_step1", rows)

@@ -26,6 +26,7 @@ class OptimConfig:
     scheduler: str = "cosine"  # constant | linear | cosine, each after a linear warmup
     warmup_steps: int = 0  # wins over warmup_ratio when > 0
     warmup_ratio: float = 0.0
+    min_lr_ratio: float = 0.0  # a decay ends at min_lr_ratio x lr (Satori's official RL: 0.1)
 
     def check(self) -> None:
         choice("optim.scheduler", self.scheduler, ["constant", "linear", "cosine"])

@@ -110,7 +110,7 @@ def make_optimizer(model, optim: OptimConfig):
 
 def make_lr_scheduler(optimizer, optim: OptimConfig, max_steps: int):
     warmup = optim.warmup_steps or int(round(optim.warmup_ratio * max_steps))
-    return make_scheduler(optimizer, optim.scheduler, warmup, max_steps)
+    return make_scheduler(optimizer, optim.scheduler, warmup, max_steps, optim.min_lr_ratio)
 
 
 def fit(
