@@ -62,6 +62,21 @@ class Objective:
         return acc, nll
 
 
+    def dev_scores(self, z: Tensor) -> list[tuple[float, float]]:
+        """``dev_score`` of each of G equally weighted collections z (G, S, d), asked of the box at once."""
+        g, s, d = z.shape
+        y = self.dev_labels.long()
+        if self.box.info.level == "logits" and not self.votes:
+            logits = self.box.logits(self.prompts(z.reshape(g * s, d)), self.dev_texts)  # (G·S, N, C)
+            probs = torch.softmax(logits.double(), -1).reshape(g, s, *logits.shape[1:]).mean(1)
+        else:
+            labels = self.box.labels(self.prompts(z.reshape(g * s, d)), self.dev_texts).reshape(g, s, -1)
+            probs = torch.stack([vote_histogram(labels[i], self.box.info.n_classes) for i in range(g)])
+        acc = probs.argmax(-1).eq(y).double().mean(-1)
+        nll = -torch.log(probs[:, torch.arange(len(y)), y].clamp_min(1e-12)).mean(-1)
+        return list(zip(acc.tolist(), nll.tolist()))
+
+
 def _cma(x0: list[float], sigma0: float, popsize: int, iters: int, seed: int, bounds=None):
     import cma
 
@@ -110,8 +125,9 @@ def cma_elbo(obj: Objective, d: int, popsize: int = 20, iters: int = 300, sigma0
     """CMA-ES over (mean, variance) of q(z) = N(m, diag|v|) from (0, 1), fitness = negative ELBO.
 
     Every candidate of a generation is scored with the same standard-normal draws (common random
-    numbers), so candidates are compared on equal noise. The generation's best candidate is checked
-    on the dev set; the q with the best dev score is sampled ``n_samples`` times at the end.
+    numbers), so candidates are compared on equal noise. As the official code, every candidate q is
+    also scored on the dev set (the NLL of its samples' averaged predictive) and the q with the lowest
+    dev NLL over the whole search is sampled ``n_samples`` times at the end.
     """
     g = torch.Generator().manual_seed(seed)
     es = _cma([0.0] * d + [1.0] * d, sigma0, popsize, iters, seed, bounds=[-bound, bound])
@@ -127,12 +143,14 @@ def cma_elbo(obj: Objective, d: int, popsize: int = 20, iters: int = 300, sigma0
         fitness = negative_elbo(ce, n, kl_diag_gaussian(mean, var, prior_var), kl_weight)
         es.tell(xs, fitness.double().tolist())
         gen += 1
+        scores = obj.dev_scores(z.reshape(len(xs), n_mc, d))
+        j = min(range(len(xs)), key=lambda c: scores[c][1])  # the official rule: the lowest dev NLL
+        if best is None or scores[j][1] < best[1]:
+            best, best_q = scores[j], (mean[j], var[j])
         i = int(fitness.argmin())
-        score = obj.dev_score(z.reshape(len(xs), n_mc, d)[i])
-        if _better(score, best):
-            best, best_q = score, (mean[i], var[i])
         log.append({"generation": gen, "neg_elbo": float(fitness[i]), "train_ce": float(ce[i].mean()),
-                    "dev_accuracy": score[0], "dev_nll": score[1], "queries": obj.box.queries})
+                    "dev_accuracy": scores[j][0], "dev_nll": scores[j][1], "best_dev_nll": best[1],
+                    "queries": obj.box.queries})
         if progress:
             progress(1)
     m, v = best_q

@@ -101,3 +101,24 @@ def test_snpe_posterior_beats_the_prior(problem):
                      num_transforms=3, max_epochs=100, seed=0)
     assert z.shape == (50, D_Z) and len(log) == 1 and log[0]["queries"] - before == (500 + 50) * len(texts)
     assert float(obj.train_accuracy(z).mean()) > prior_acc + 0.15
+
+
+def test_dev_scores_of_groups_equal_dev_score_of_each(problem):
+    A, box, texts, y = problem
+    obj = alg.Objective(box, A, texts, y, texts, y)
+    z = torch.randn(3, 4, D_Z, generator=torch.Generator().manual_seed(0))
+    for got, want in zip(obj.dev_scores(z), [obj.dev_score(z[i]) for i in range(3)]):
+        assert got == pytest.approx(want, rel=1e-6)
+
+
+def test_cma_elbo_keeps_the_q_with_the_lowest_dev_nll_of_every_candidate(problem, monkeypatch):
+    # The official rule: every candidate q of every generation is scored on dev; the lowest NLL wins.
+    A, box, texts, y = problem
+    obj = alg.Objective(box, A, texts, y, texts, y)
+    seen = []
+    real = obj.dev_scores
+    monkeypatch.setattr(obj, "dev_scores", lambda z: seen.append(real(z)) or seen[-1])
+    _, _, log = alg.cma_elbo(obj, D_Z, popsize=6, iters=5, n_mc=2, n_samples=4, seed=0)
+    assert all(len(s) == 6 for s in seen) and len(seen) == 5  # all six candidates, each generation
+    lowest = min(nll for gen in seen for _, nll in gen)
+    assert log[-1]["best_dev_nll"] == pytest.approx(lowest)
