@@ -164,8 +164,10 @@ def abc_smc(obj: Objective, d: int, n_particles: int = 100, popsize: int = 20, p
     """ABC-SMC with training accuracy as the summary: tolerance ε₀ = best accuracy of ``popsize`` prior draws,
     then ε ← ε + 1/N after each round (while ε ≤ 1). Round 0 draws from the prior N(0, s I); later rounds from
     the mixture Σ_j w_j N(z_j, diag(c·v/mean(v))) around the previous particles (v: their weighted variance,
-    c = ``kernel_scale``). Weights stay uniform (the official default). A round that cannot fill its
-    population within ``max_batches`` batches of ``popsize`` simulations ends the search.
+    c = ``kernel_scale``). Weights stay uniform (the official default). As the official code, a round keeps
+    simulating (batches of ``popsize``) until its population is full; only a round that has accepted
+    nothing after ``max_batches`` batches ends the search (round 0 always fills: its tolerance is the best
+    of ``popsize`` prior draws).
     """
     g = torch.Generator().manual_seed(seed)
     n = len(obj.train_texts)
@@ -182,7 +184,9 @@ def abc_smc(obj: Objective, d: int, n_particles: int = 100, popsize: int = 20, p
             var = (w[:, None] * (particles.double() - mean) ** 2).sum(0)
             kernel_std = (kernel_scale * var / var.mean().clamp_min(1e-12)).sqrt().float()
         accepted, batches = [], 0
-        while len(accepted) < n_particles and batches < max_batches:
+        while len(accepted) < n_particles:
+            if particles is not None and not accepted and batches >= max_batches:
+                break
             if particles is None:
                 z = prior_std * torch.randn(popsize, d, generator=g)
             else:

@@ -75,11 +75,17 @@ def test_abc_smc_raises_its_tolerance_and_keeps_particles_above_it(problem):
     assert full[-1]["tolerance"] > full[0]["tolerance"]
 
 
-def test_abc_smc_that_cannot_fill_a_population_says_so(problem):
+def test_abc_smc_rounds_fill_their_population_and_only_an_empty_round_stops(problem):
+    # The official rule: simulate until the population is full; stop only after max_batches batches
+    # that accepted nothing (a partly filled round keeps simulating).
     A, box, texts, y = problem
     obj = alg.Objective(LabelOnly(box), A, texts, y, texts, y)
-    with pytest.raises(UserError, match="max_batches"):
-        alg.abc_smc(obj, D_Z, n_particles=500, popsize=2, max_batches=1, max_rounds=2, seed=0)
+    z, _, log = alg.abc_smc(obj, D_Z, n_particles=6, popsize=10, prior_var=1.0, kernel_scale=0.3, max_batches=2,
+                            max_rounds=len(texts) + 2, seed=0)
+    assert all(r["accepted"] == 6 for r in log if not r.get("stopped"))
+    stopped = [r for r in log if r.get("stopped")]
+    assert all(r["accepted"] == 0 for r in stopped) and len(stopped) <= 1
+    assert len(z) == 6
 
 
 def test_searches_that_need_logits_refuse_a_label_only_box(problem):
