@@ -247,6 +247,8 @@ def find_recipe(name: str) -> Path:
 
     path = Path(name)
     if path.is_file():
+        if path.suffix not in (".yaml", ".yml"):
+            raise UserError(f"{path} is not a recipe: recipes are .yaml files")
         return path
     shipped = recipes_dir() / (name if name.endswith(".yaml") else f"{name}.yaml")
     if shipped.is_file():

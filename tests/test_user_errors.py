@@ -268,6 +268,9 @@ CASES = [
                                "--out", "{tmp}/f", "curve_ns=[-5,10]"], "'curve_ns' must be >= 1; got -5"),
     ("mirage-missing-image", ["train", "mirage", "--recipe", MIRAGE, "data.train_file={vsp_no_image}",
                               "data.eval_file=null"], "row 1: image_input"),
+    ("lora-no-targets", ["train", "sft", "--recipe", TINY, "model.lora.enabled=true", "model.lora.target_modules=[]"],
+     "'model.lora.target_modules' is empty"),
+    ("recipe-not-yaml", ["recipes", "show", "{csv}"], "is not a recipe: recipes are .yaml files"),
     # Usage errors are one line too.
     ("usage-missing-option", ["train", "sft"], "Missing option '--recipe'"),
     ("usage-unknown-flag", ["fair", "fit", "--bogus"], "No such option: --bogus"),

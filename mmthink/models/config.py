@@ -52,6 +52,9 @@ class ModelConfig:
             )
         if self.lora.enabled and self.lora.r < 1:
             raise UserError(f"recipe key 'model.lora.r' must be >= 1; got {self.lora.r}")
+        if self.lora.enabled and not self.lora.target_modules:
+            raise UserError("recipe key 'model.lora.target_modules' is empty: name the modules LoRA adapts "
+                            "(e.g. [q_proj, v_proj])")
         if not self.name:
             raise UserError("recipe key 'model.name' is empty")
 
