@@ -130,7 +130,8 @@ def eval_(
     """Evaluate a trained checkpoint of METHOD on a data file; writes eval.json and prints a table."""
     entry = registry.entry(method, "eval")
     cfg = method_recipe(method, recipe, overrides)
-    check_output_dir(out or ".", "--out")
+    if out:
+        check_output_dir(out, "--out")
     quiet_hub_bars()
     metrics = registry.load(entry)(cfg, checkpoint, data, out)
     print_table(f"{method} eval of {Path(checkpoint).name} on {Path(data).name}", metrics)

@@ -45,21 +45,28 @@ def _read_yaml(path: Path):
     return cfg
 
 
-def read_recipe_tree(path: str | Path, _chain: tuple[Path, ...] = ()):
+def recipe_files(path: str | Path) -> list[tuple[Path, Any]]:
+    """(file, its contents without ``base``) for a recipe and its chain of ``base:`` files, most derived first."""
+    chain: list[tuple[Path, Any]] = []
+    path = Path(path).resolve()
+    while True:
+        if path in [p for p, _ in chain]:
+            raise UserError(f"recipe inheritance loops back to {path}")
+        cfg = _read_yaml(path)
+        base = cfg.pop("base", None)
+        chain.append((path, cfg))
+        if base is None:
+            return chain
+        if not isinstance(base, str):
+            raise UserError(f"{path}: 'base' must be a path to another recipe")
+        path = (path.parent / base).resolve()
+
+
+def read_recipe_tree(path: str | Path):
     """Read a recipe and the chain of ``base:`` files under it, later files winning."""
     from omegaconf import OmegaConf
 
-    path = Path(path).resolve()
-    if path in _chain:
-        raise UserError(f"recipe inheritance loops back to {path}")
-    cfg = _read_yaml(path)
-    base = cfg.pop("base", None)
-    if base is None:
-        return cfg
-    if not isinstance(base, str):
-        raise UserError(f"{path}: 'base' must be a path to another recipe")
-    parent = read_recipe_tree(path.parent / base, _chain + (path,))
-    return OmegaConf.merge(parent, cfg)
+    return OmegaConf.merge(*[cfg for _, cfg in reversed(recipe_files(path))])
 
 
 def _unwrap_optional(tp):
@@ -262,7 +269,7 @@ def load(schema: type[T], recipe: str | Path | None, overrides: Sequence[str], m
     if recipe is not None:
         path = find_recipe(str(recipe))
         cfg = load_recipe(path, overrides, schema)
-        resolve_data_paths(cfg, recipe_chain(path), {o.partition("=")[0] for o in overrides})
+        resolve_data_paths(cfg, [p.parent for p, _ in recipe_files(path)], {o.partition("=")[0] for o in overrides})
     else:
         cfg = build(schema, parse_overrides(overrides, schema))
     if method is not None and getattr(cfg, "method", method) != method:
@@ -274,22 +281,6 @@ def load(schema: type[T], recipe: str | Path | None, overrides: Sequence[str], m
 # (where the file exists there), the folders of the recipe and its bases, then the data shipped with
 # the package; an override resolves against the current directory only. output_dir is not an input.
 DATA_PATH_FIELDS = ("train_file", "eval_file", "test_file", "ood_file", "tasks_dir", "path")
-
-
-def recipe_chain(path: Path) -> list[Path]:
-    """The folders of ``path`` and of its ``base:`` recipes, the most derived first."""
-    from omegaconf import OmegaConf
-
-    folders, seen = [], set()
-    path = Path(path).resolve()
-    while path not in seen and path.is_file():
-        seen.add(path)
-        folders.append(path.parent)
-        base = OmegaConf.load(path).get("base")
-        if not isinstance(base, str):
-            break
-        path = (path.parent / base).resolve()
-    return folders
 
 
 def resolve_data_paths(cfg, folders: Sequence[Path], overridden: set, prefix: str = "") -> None:

@@ -124,6 +124,14 @@ def training_estimate(model, model_cfg, mixed_precision: str, micro_batch: int, 
     return est
 
 
+def rl_estimate(model, model_cfg, rl, tokens: int, target: Target, critic=None) -> mem.Estimate:
+    """A training step of an RL stage (``rl``: an RLConfig) plus the KV cache of its rollout batch."""
+    est = training_estimate(model, model_cfg, rl.mixed_precision, rl.micro_batch_size, tokens, target, critic)
+    est.add("KV cache (rollouts)", mem.kv_cache_bytes(rl.rollout.batch_size, tokens, mem.model_shape(model.config),
+                                                      mem.BYTES[_weights_dtype(model_cfg)]))
+    return est
+
+
 def inference_estimate(model, model_cfg, batch: int, tokens: int, target: Target, new_tokens: int = 0) -> mem.Estimate:
     """Per-device memory of a no-grad forward (or KV-cached generation of ``new_tokens``)."""
     from mmthink.models.paper import count_parameters

@@ -70,7 +70,7 @@ class RunSession:
 # What may differ when a run resumes: where it goes and how it reports, how long it runs, how often it
 # evaluates and saves, and the evaluation itself. Everything else shapes the trajectory.
 RESUME_ALWAYS_ALLOWED = ("output_dir", "logging.*", "eval.*", "data.eval_file", "*resume", "*resume_allow_changes",
-                         "*max_steps", "*epochs", "rl.steps", "stage3.steps", "*save_every", "*eval_every",
+                         "*max_steps", "*epochs", "*.steps", "*save_every", "*eval_every",
                          "*keep_last", "*log_every", "*num_workers", "*log_samples", "stages")
 
 

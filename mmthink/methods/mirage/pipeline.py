@@ -120,7 +120,6 @@ def dry_run(cfg: MirageRecipe, target) -> dict:
 
     from mmthink.models.paper import count_parameters
     from mmthink.runner import dryrun
-    from mmthink.runner import memory as mem
     from mmthink.tasks import vsp
 
     cfg.check(target.gpus)
@@ -137,12 +136,8 @@ def dry_run(cfg: MirageRecipe, target) -> dict:
     report.fact("latent tokens", f"ids {list(new_ids)}; {meta.get_input_embeddings().num_embeddings:,} embedding rows")
     for stage in cfg.stages:
         if stage == 3:
-            s3 = cfg.stage3
-            tokens = cfg.data.max_length + s3.rollout.max_new_tokens
-            est = dryrun.training_estimate(meta, cfg.model, s3.mixed_precision, s3.micro_batch_size, tokens, target)
-            est.add("KV cache (rollouts)", mem.kv_cache_bytes(s3.rollout.batch_size, tokens, mem.model_shape(pm.config),
-                                                              mem.BYTES[dryrun._weights_dtype(cfg.model)]))
-            report.estimates["stage 3 (GRPO)"] = est
+            tokens = cfg.data.max_length + cfg.stage3.rollout.max_new_tokens
+            report.estimates["stage 3 (GRPO)"] = dryrun.rl_estimate(meta, cfg.model, cfg.stage3, tokens, target)
         else:
             sc = cfg._stage(stage)
             report.estimates[f"stage {stage}"] = dryrun.training_estimate(

@@ -158,7 +158,6 @@ def dry_run(cfg: SatoriRecipe, target) -> dict:
     from mmthink.models.paper import count_parameters
     from mmthink.rl.critic import ValueModel, completion_values
     from mmthink.runner import dryrun
-    from mmthink.runner import memory as mem
     from mmthink.runner.sft import tokenize_rows
 
     cfg.check(target.gpus)
@@ -182,10 +181,7 @@ def dry_run(cfg: SatoriRecipe, target) -> dict:
         critic = ValueModel.from_policy(meta) if cfg.rl.advantage.estimator == "gae" else None
         if critic is not None:
             report.fact("critic", f"{count_parameters(critic)[0]:,} parameters (the policy's body + a value head)")
-        est = dryrun.training_estimate(meta, cfg.model, cfg.rl.mixed_precision, cfg.rl.micro_batch_size, tokens,
-                                       target, extra_trainable=critic)
-        est.add("KV cache (rollouts)", mem.kv_cache_bytes(cfg.rl.rollout.batch_size, tokens, mem.model_shape(pm.config),
-                                                          mem.BYTES[dryrun._weights_dtype(cfg.model)]))
+        est = dryrun.rl_estimate(meta, cfg.model, cfg.rl, tokens, target, critic)
         report.estimates["RL (PPO) step" if critic is not None else "RL step"] = est
 
     def shapes():
