@@ -111,7 +111,7 @@ def print_table(title: str, metrics: dict) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in metrics.items():
-        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+        table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     Console().print(table)
 
 

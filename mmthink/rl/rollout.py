@@ -28,6 +28,7 @@ class Rollout:
     prompt_index: Any  # (N,) index of each row's prompt in the step's prompt list
     latent_steps: Any  # (N,) latent vectors fed; None when decoding plain text
     extra: Optional[dict] = None  # per-row model inputs the log-prob pass needs (e.g. image features)
+    ended: Optional[list] = None  # N bools: the row emitted eos or a stop string (False: cut at max_new_tokens)
 
     @property
     def lengths(self):
@@ -118,10 +119,10 @@ def generate_rollouts(
     width = max(c.shape[1] for c in chunks)
     pad = tokenizer.pad_token_id
     completion = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1]), value=pad) for c in chunks])
-    attention, mask, texts = _masks_and_texts(completion, eos, pad, tokenizer, latent, stop)
+    attention, mask, texts, ended = _masks_and_texts(completion, eos, pad, tokenizer, latent, stop)
     index = torch.arange(len(prompts), device=device).repeat_interleave(group_size)
     return Rollout(prompt_ids, prompt_mask, completion, attention, mask, texts, index,
-                   torch.cat(steps) if latent is not None else None)
+                   torch.cat(steps) if latent is not None else None, ended=ended)
 
 
 def _eos_ids(model, tokenizer) -> list:
@@ -131,18 +132,19 @@ def _eos_ids(model, tokenizer) -> list:
 
 
 def _masks_and_texts(completion, eos, pad, tokenizer, latent, stops):
-    """Which generated positions exist (``attention``) and which are sampled tokens (``mask``)."""
+    """Which generated positions exist (``attention``), which are sampled tokens (``mask``), the texts,
+    and which rows ended by themselves."""
     import torch
 
     n, t = completion.shape
     attention = torch.zeros(n, t, dtype=torch.long, device=completion.device)
-    texts = []
+    texts, ended = [], []
     for r in range(n):
         ids = completion[r].tolist()
-        end = t
+        end, stopped = t, False
         for j, tok in enumerate(ids):
             if tok in eos:
-                end = j + 1
+                end, stopped = j + 1, True
                 break
         # After a stop string the row emitted no more tokens, but padding may not follow exactly
         # (the stop fired on the step's token): cut at the last non-pad token.
@@ -151,12 +153,16 @@ def _masks_and_texts(completion, eos, pad, tokenizer, latent, stops):
         attention[r, :end] = 1
         body = [x for x in ids[:end] if x not in eos]
         text = tokenizer.decode(body, skip_special_tokens=False)
-        texts.append(truncate_at_stop(text, stops)[0] if stops else text)
+        if stops:
+            text, hit = truncate_at_stop(text, stops)
+            stopped = stopped or hit
+        texts.append(text)
+        ended.append(stopped)
     mask = attention.float()
     if latent is not None:
         # Latent slots and the forced <|latent_end|> are not sampled.
         mask = mask * ~torch.isin(completion, torch.tensor([latent.pad, latent.end], device=completion.device))
-    return attention, mask, texts
+    return attention, mask, texts, ended
 
 
 def sequence_inputs(rollout: Rollout, rows=slice(None)):

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from mmthink.errors import UserError
 from mmthink.io import replace_dir, write_text_atomic
 from mmthink.runner.config import STATE_FILE
 
@@ -54,6 +55,31 @@ def save_pretrained_model(model, processors, folder: Path, state_dict=None) -> N
     for proc in processors if isinstance(processors, (tuple, list)) else (processors,):
         if proc is not None:
             proc.save_pretrained(str(folder))
+
+
+def copy_weights(model, source) -> None:
+    """Give ``model`` the weights of ``source`` (a model of the same architecture), in place: the
+    accelerator, its optimiser and every caller keep the same parameter objects."""
+    import torch
+
+    mine, theirs = model.state_dict(), source.state_dict()
+    if set(mine) != set(theirs) or any(mine[k].shape != theirs[k].shape for k in mine):
+        missing = sorted(set(mine) ^ set(theirs)) or [k for k in mine if mine[k].shape != theirs[k].shape]
+        raise UserError(f"the weights to load belong to another architecture (e.g. {missing[0]} differs)")
+    with torch.no_grad():
+        for k, v in mine.items():
+            v.copy_(theirs[k])
+
+
+def load_weights(model, model_dir: Path) -> None:
+    """Load a saved ``model/`` folder into ``model`` in place, strictly.
+
+    Through transformers' own loader: ``save_pretrained`` may write other key names than the model
+    holds in memory (Qwen2.5-VL saves ``model.layers.*`` for ``model.language_model.layers.*``), and a
+    plain state-dict load would then silently match nothing.
+    """
+    dtype = next(model.parameters()).dtype
+    copy_weights(model, type(model).from_pretrained(str(model_dir), dtype=dtype))
 
 
 def save_checkpoint(accelerator, model, tokenizer, state: TrainState, root: Path, keep_last: int,
@@ -103,10 +129,7 @@ def load_checkpoint(accelerator, model, folder: Path) -> TrainState:
 
         set_peft_model_state_dict(unwrapped, load_file(str(model_dir / "adapter_model.safetensors")))
     else:
-        from accelerate.utils import load_checkpoint_in_model
-
-        load_checkpoint_in_model(unwrapped, str(model_dir), strict=False)
-        unwrapped.tie_weights()
+        load_weights(unwrapped, model_dir)
 
     def hook(models, input_dir):
         models.clear()  # loaded above from model/

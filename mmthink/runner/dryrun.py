@@ -143,8 +143,9 @@ def inference_estimate(model, model_cfg, batch: int, tokens: int, target: Target
     est.add("weights", total * (mem.QUANT_BYTES[q] if q else b) / (target.gpus if target.strategy in ("fsdp", "zero3") else 1))
     shape = mem.model_shape(model.config)
     act = 2 if b == 2 else 4
-    # Without grad a layer's activations live only while it runs: one layer's worth, plus the logits.
-    est.add("activations", mem.layer_activations(mem.ShapeTokens(batch, tokens + new_tokens), shape, act))
+    # Without grad a layer's activations live only while it runs: one layer's worth of the prefill (a
+    # decoding step holds one token's), plus the logits.
+    est.add("activations", mem.layer_activations(mem.ShapeTokens(batch, tokens), shape, act))
     est.add("logits", mem.logits_bytes(mem.ShapeTokens(batch, 1 if new_tokens else tokens), shape.vocab, act))
     if new_tokens:
         est.add("KV cache", mem.kv_cache_bytes(batch, tokens + new_tokens, shape, act))

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from mmthink.errors import UserError
-from mmthink.runner.checkpoint import TrainState, find_resume, load_checkpoint, save_checkpoint, save_final
+from mmthink.runner.checkpoint import (TrainState, find_resume, load_checkpoint, load_weights, save_checkpoint,
+                                       save_final)
 from mmthink.runner.config import LoggingConfig
 from mmthink.runner.tracking import MetricsLog, Progress, write_run_info
 
@@ -123,16 +124,20 @@ def finished(stage: Stage) -> bool:
 
 
 def run_stages(accelerator, model, tokenizer, stages: Sequence[Stage]) -> tuple[Any, dict]:
-    """Run ``stages`` in order on one model; returns (the model, the last stage's metrics)."""
-    metrics: dict = {}
-    for stage in stages:
-        if finished(stage):
-            from accelerate.utils import load_checkpoint_in_model
+    """Run ``stages`` in order on one model; returns (the model, the last stage's metrics).
 
-            load_checkpoint_in_model(accelerator.unwrap_model(model), str(stage.folder / "model"), strict=False)
-            accelerator.unwrap_model(model).tie_weights()
-            accelerator.print(f"{stage.name} already done: loaded {stage.folder / 'model'}")
-            continue
+    The run starts after the last finished stage, whose weights are loaded: what came before it is
+    already in them. A stage told ``resume: never`` runs again, and so does everything after it.
+    """
+    fresh = next((i for i, stage in enumerate(stages) if stage.resume == "never"), len(stages))
+    done = [i for i, stage in enumerate(stages[:fresh]) if finished(stage)]
+    if done:
+        stage = stages[done[-1]]
+        load_weights(accelerator.unwrap_model(model), stage.folder / "model")
+        accelerator.print(f"{', '.join(s.name for s in stages[: done[-1] + 1])} already done: "
+                          f"loaded {stage.folder / 'model'}")
+    metrics: dict = {}
+    for stage in stages[done[-1] + 1 if done else 0 :]:
         metrics = stage.run(model)
         if stage.saves_model:
             save_final(accelerator, model, tokenizer, stage.folder)

@@ -32,6 +32,9 @@ def test_rollout_groups_masks_and_texts(tiny):
         assert ro.mask[r, :n].eq(1).all() and ro.mask[r, n:].eq(0).all()
         assert (ro.completion_ids[r, n:] == tok.pad_token_id).all()
     assert len(ro.texts) == 12 and all(isinstance(t, str) for t in ro.texts)
+    # a row ended by itself exactly when it holds an eos token (else it ran to max_new_tokens)
+    eos = {tok.eos_token_id}
+    assert ro.ended == [bool(eos & set(row)) for row in ro.completion_ids.tolist()]
     # samples of one prompt differ (sampling at T=1 over a random model)
     assert len({tuple(x) for x in ro.completion_ids[:4].tolist()}) > 1
 
@@ -75,6 +78,7 @@ def test_stop_string_stops_generation(tiny):
     ro2 = generate_rollouts(model, tok, _prompts(tok, 1), group_size=1, max_new_tokens=12, do_sample=False, stop=[stop])
     assert ro2.texts[0].endswith(stop) and len(ro2.texts[0]) <= text.find(stop) + len(stop)
     assert ro2.attention.sum() < ro.attention.sum()
+    assert ro2.ended == [True] and ro.ended == [bool({tok.eos_token_id} & set(ro.completion_ids[0].tolist()))]
 
 
 def test_sequence_inputs_positions_skip_left_padding(tiny):

@@ -3,7 +3,8 @@ reflect and explore — learned by format tuning, then RL with Restart-and-Explo
 
 Flow (``pipeline.train``): math rows (a file, or generated) → the model with the meta tokens →
 stage ``format`` (SFT on synthetic COAT demonstrations) → stage ``rl`` (PPO or GRPO on the shared
-loop, with restart states mixed into the prompts) → ``model/`` and the evaluation.
+loop, with restart states mixed into the prompts) → round 2 when asked: stage ``distill`` (the RL
+policy's correct solutions fine-tuned into the base) → stage ``rl2`` → ``model/`` and the evaluation.
 ``mmthink data math`` and ``mmthink data coat`` write the data.
 
 Paper term → recipe field → code:
@@ -19,5 +20,7 @@ Paper term → recipe field → code:
   restart state: T ≤ max_back steps cut, <|reflect|> appended    rae.max_back           rae.restart_prefix, coat.split_steps
   restarts mixed into each step's prompts                        rae.ratio              rae.mix_restarts, pipeline.SatoriRL.select
   evaluation: accuracy, reflect rate, reflection-fix rate        eval.*                 evaluate.evaluate_math, wrong_prefix_restarts
-  stages in output_dir/<stage>, a finished format stage loaded   stages, format.runner.resume   pipeline.train, runner.session.run_stages
+  round 2: the RL policy's correct solutions distilled into the base   distill.*, stages   distill.sample_solutions, correct_solutions, reset_to_base
+  round 2: RL again on the distilled model                       stages                 pipeline.train
+  stages in output_dir/<stage>, run after the last finished one  stages, *.resume       pipeline.train, runner.session.run_stages
 """

@@ -14,6 +14,8 @@ CONTINUE, REFLECT, EXPLORE = "<|continue|>", "<|reflect|>", "<|explore|>"
 META_TOKENS = (CONTINUE, REFLECT, EXPLORE)
 DEMO_KINDS = ("continue", "reflect", "explore")
 DEFAULT_MIX = {"continue": 0.4, "reflect": 0.4, "explore": 0.2}
+# Round 1 is format tuning then RL; round 2 distils the RL policy's solutions into the base, then RL again.
+STAGES = ("format", "rl", "distill", "rl2")
 
 
 @dataclass
@@ -58,6 +60,23 @@ class RAEConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Round 2, stage ``distill``: the RL policy samples solutions to the training problems; those that end
+    on the right answer are the SFT data of the base model, which stage ``rl2`` trains by RL again."""
+
+    base: Optional[str] = None  # the model distilled into (path or hub id); null: model.name, the recipe's base
+    prompts: Optional[int] = None  # training problems the policy solves; null: all
+    samples: int = 4  # solutions sampled per problem (correct, distinct ones are kept)
+    temperature: float = 0.6
+    top_p: float = 1.0
+    max_new_tokens: int = 2048
+    batch_size: int = 32  # sequences decoded together
+    max_length: int = 2048  # prompt + solution tokens in SFT
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-5))
+    runner: RunnerConfig = field(default_factory=lambda: RunnerConfig(epochs=1, batch_size=128, micro_batch_size=4))
+
+
+@dataclass
 class SatoriEval:
     max_new_tokens: int = 512
     batch_size: int = 32
@@ -91,15 +110,33 @@ class SatoriRecipe:
     rl: RLConfig = field(default_factory=_paper_rl)
     reward: RewardConfig = field(default_factory=RewardConfig)
     rae: RAEConfig = field(default_factory=RAEConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     eval: SatoriEval = field(default_factory=SatoriEval)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def check(self, world_size: int = 1) -> None:
         if self.method != "satori":
             raise UserError(f"this recipe is for method '{self.method}', not 'satori'")
-        if not self.stages or any(s not in ("format", "rl") for s in self.stages) or \
-                list(self.stages) != [s for s in ("format", "rl") if s in self.stages]:
-            raise UserError(f"recipe key 'stages' must be [format, rl], [format] or [rl]; got {list(self.stages)}")
+        stages = list(self.stages)
+        if not stages or stages != [s for s in STAGES if s in stages]:
+            raise UserError(f"recipe key 'stages' must be stages of {list(STAGES)} in this order, e.g. [format, rl] "
+                            f"(round 1) or [format, rl, distill, rl2] (two rounds); got {stages}")
+        if "rl2" in stages and "distill" not in stages:
+            raise UserError("recipe key 'stages': rl2 is the RL after distill; without distill use rl")
+        if "distill" in stages:
+            if "rl" not in stages and not self.distill.base:
+                raise UserError("recipe key 'distill.base' must name the model to distil into when stages start at "
+                                "distill (model.name is then the RL policy that teaches)")
+            if self.model.lora.enabled:
+                raise UserError("recipe key 'stages': distill resets the model to its base, which LoRA does not "
+                                "support yet; set model.lora.enabled=false or stop after rl")
+            if self.distill.samples < 1 or self.distill.max_new_tokens < 1 or self.distill.batch_size < 1:
+                raise UserError("recipe keys 'distill.samples', 'distill.max_new_tokens' and 'distill.batch_size' "
+                                "must be >= 1")
+            if self.distill.prompts is not None and self.distill.prompts < 1:
+                raise UserError(f"recipe key 'distill.prompts' must be >= 1 or null; got {self.distill.prompts}")
+            self.distill.optim.check()
+            self.distill.runner.check(world_size)
         choice("format.demos", self.format.demos, ["coat", "cot"])
         unknown = set(self.format.mix) - set(DEMO_KINDS)
         if unknown:
@@ -120,5 +157,10 @@ class SatoriRecipe:
         if "format" in self.stages:
             self.format.optim.check()
             self.format.runner.check(world_size)
-        if "rl" in self.stages:
+        if "rl" in self.stages or "rl2" in self.stages:
             self.rl.check(world_size)
+        precisions = {self.format.runner.mixed_precision if s == "format" else self.distill.runner.mixed_precision
+                      if s == "distill" else self.rl.mixed_precision for s in self.stages}
+        if len(precisions) > 1:
+            raise UserError("the stages share one accelerator: format.runner.mixed_precision, rl.mixed_precision and "
+                            f"distill.runner.mixed_precision must be equal; got {sorted(precisions)}")

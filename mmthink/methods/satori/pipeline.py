@@ -3,15 +3,17 @@
 Flow: check the recipe → math rows (a user's file, or procedural problems generated into
 ``output_dir/data``) → load the model with the three meta-action tokens → stage ``format``: SFT on
 synthetic COAT demonstrations (or plain CoT, the baseline) → stage ``rl``: PPO (or GRPO) on the
-problems, with Satori's reward and Restart-and-Explore states mixed into the prompts → save
-``model/`` and evaluate (accuracy, reflect rate, reflection-fix rate). Each stage runs in
-``output_dir/<stage>``; a finished stage (its ``model/`` exists) is loaded instead of run again
-unless its ``resume`` is ``never``.
+problems, with Satori's reward and Restart-and-Explore states mixed into the prompts → round 2, when
+the recipe asks: stage ``distill`` (the RL policy's correct solutions fine-tuned into the base model)
+→ stage ``rl2`` (the same RL again) → save ``model/`` and evaluate (accuracy, reflect rate,
+reflection-fix rate). Each stage runs in ``output_dir/<stage>``; the run starts after the last
+finished stage (its ``model/`` exists), unless a stage's ``resume`` is ``never``.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -20,6 +22,7 @@ from mmthink.io import write_jsonl
 from mmthink.errors import UserError
 from mmthink.methods.satori.coat import REFLECT, coat_sft_rows, cot_sft_rows
 from mmthink.methods.satori.config import SatoriRecipe
+from mmthink.methods.satori.distill import load_or_sample, sample_solutions
 from mmthink.methods.satori.evaluate import chat_prompt, evaluate_math
 from mmthink.methods.satori.rae import RestartBuffers, mix_restarts
 from mmthink.methods.satori.rewards import OutcomeRewardModel, satori_reward
@@ -27,7 +30,7 @@ from mmthink.models.loading import load_model
 from mmthink.rl.rewards import reward_stats
 from mmthink.rl.trainer import RLTask, rl_runner_config, train_rl
 from mmthink.runner import world_size
-from mmthink.runner.checkpoint import save_final, write_eval
+from mmthink.runner.checkpoint import copy_weights, save_final, write_eval
 from mmthink.runner.session import Stage, run_stages
 from mmthink.runner.loop import fit, make_accelerator
 from mmthink.runner.sft import sft_task, tokenize_rows
@@ -96,14 +99,14 @@ class SatoriRL:
 def train(cfg: SatoriRecipe, command: Sequence[str] = ()) -> dict:
     world = world_size()
     cfg.check(world)
-    if "format" in cfg.stages and "rl" in cfg.stages and cfg.format.runner.mixed_precision != cfg.rl.mixed_precision:
-        raise UserError("format.runner.mixed_precision and rl.mixed_precision must be equal (one accelerator)")
     out_dir = Path(cfg.output_dir)
     train_rows, eval_rows = load_problems(cfg, out_dir)
     if "format" in cfg.stages:
         sft_rows = coat_sft_rows(train_rows, cfg.seed, cfg.format.mix) if cfg.format.demos == "coat" \
             else cot_sft_rows(train_rows)
-    accelerator = make_accelerator(cfg.format.runner if cfg.stages[0] == "format" else rl_runner_config(cfg.rl))
+    first = cfg.stages[0]
+    accelerator = make_accelerator(cfg.format.runner if first == "format" else cfg.distill.runner
+                                   if first == "distill" else rl_runner_config(cfg.rl))
     loaded = load_model(cfg.model)
     model, tok = loaded.model, loaded.tokenizer
     e = cfg.eval
@@ -113,25 +116,56 @@ def train(cfg: SatoriRecipe, command: Sequence[str] = ()) -> dict:
                                    cfg.seed, acc)
         return metrics
 
-    def run_format(m):
-        examples = tokenize_rows(sft_rows, tok, cfg.format.max_length, packing=False)
-        task = sft_task(examples, tok, held_out if eval_rows else None, name="satori-format")
-        return fit(m, tok, task, cfg.format.optim, cfg.format.runner, cfg.logging, out_dir / "format", cfg.seed,
-                   accelerator, config_yaml=to_yaml(cfg), command=command)
+    def sft(m, rows, max_length, optim, runner, stage):
+        examples = tokenize_rows(rows, tok, max_length, packing=False)
+        task = sft_task(examples, tok, held_out if eval_rows else None, name=f"satori-{stage}")
+        return fit(m, tok, task, optim, runner, cfg.logging, out_dir / stage, cfg.seed, accelerator,
+                   config_yaml=to_yaml(cfg), command=command)
 
-    def run_rl(m):
+    def run_format(m):
+        return sft(m, sft_rows, cfg.format.max_length, cfg.format.optim, cfg.format.runner, "format")
+
+    def run_rl(m, stage="rl"):
         parts = SatoriRL(cfg, tok, accelerator.device)
         task = RLTask(train_rows, parts.prompt, reward=parts.reward, evaluate=held_out if eval_rows else None,
                       select=parts.select, observe=parts.observe, state_dict=parts.buffers.state_dict,
-                      load_state_dict=parts.buffers.load_state_dict, name="satori-rl")
-        return train_rl(m, tok, task, cfg.rl, cfg.logging, out_dir / "rl", cfg.seed, accelerator,
+                      load_state_dict=parts.buffers.load_state_dict, name=f"satori-{stage}")
+        # rl2 resumes only from its own checkpoints: a rl.resume folder belongs to round 1.
+        rl = cfg.rl if stage == "rl" or cfg.rl.resume == "never" else replace(cfg.rl, resume="auto")
+        return train_rl(m, tok, task, rl, cfg.logging, out_dir / stage, cfg.seed, accelerator,
                         config_yaml=to_yaml(cfg), command=command)
 
-    plan = [Stage("format", out_dir / "format", run_format, cfg.format.runner.resume) if s == "format" else
-            Stage("rl", out_dir / "rl", run_rl, saves_model=False) for s in cfg.stages]
+    def run_distill(m):
+        d = cfg.distill
+        policy = accelerator.unwrap_model(m)
+        accelerator.free_memory()
+        problems = train_rows[: d.prompts] if d.prompts else train_rows
+        settings = {"teacher": _teacher(cfg, out_dir), "problems": len(problems), "seed": cfg.seed,
+                    **{k: getattr(d, k) for k in ("samples", "temperature", "top_p", "max_new_tokens")}}
+        rows = load_or_sample(out_dir / "distill", settings, lambda: sample_solutions(
+            policy, tok, problems, d, cfg.seed, accelerator, cfg.logging.progress))
+        accelerator.print(f"distill: {len(rows)} correct solutions to {len(problems)} problems; "
+                          f"fine-tuning {d.base or cfg.model.name} on them")
+        copy_weights(policy, load_model(replace(cfg.model, name=d.base or cfg.model.name)).model)  # back to the base
+        return sft(policy, rows, d.max_length, d.optim, d.runner, "distill")
+
+    runs = {"format": (run_format, cfg.format.runner.resume), "distill": (run_distill, cfg.distill.runner.resume)}
+    plan = []
+    for i, s in enumerate(cfg.stages):
+        if s in runs:
+            plan.append(Stage(s, out_dir / s, runs[s][0], runs[s][1]))
+        else:  # an RL stage saves checkpoints; its model/ only when a distill stage learns from it
+            teaches = "distill" in cfg.stages[i + 1 :]
+            plan.append(Stage(s, out_dir / s, lambda m, s=s: run_rl(m, s), cfg.rl.resume, saves_model=teaches))
     model, metrics = run_stages(accelerator, model, tok, plan)
     save_final(accelerator, model, tok, out_dir)
     return metrics
+
+
+def _teacher(cfg: SatoriRecipe, out_dir: Path) -> str:
+    """What the distilled solutions came from: round 1's RL model (its weights' file time), or model.name."""
+    policy = out_dir / "rl" / "model" / "model.safetensors"
+    return f"{policy}@{policy.stat().st_mtime_ns}" if "rl" in cfg.stages and policy.is_file() else cfg.model.name
 
 
 def evaluate(cfg: SatoriRecipe, checkpoint: str, data: str, out: Optional[str] = None) -> dict:
@@ -177,12 +211,19 @@ def dry_run(cfg: SatoriRecipe, target) -> dict:
         f = cfg.format
         report.estimates["format tuning"] = dryrun.training_estimate(meta, cfg.model, f.runner.mixed_precision,
                                                                      f.runner.micro_batch_size, f.max_length, target)
-    if "rl" in cfg.stages:
+    if "rl" in cfg.stages or "rl2" in cfg.stages:
         critic = ValueModel.from_policy(meta) if cfg.rl.advantage.estimator == "gae" else None
         if critic is not None:
             report.fact("critic", f"{count_parameters(critic)[0]:,} parameters (the policy's body + a value head)")
         est = dryrun.rl_estimate(meta, cfg.model, cfg.rl, tokens, target, critic)
         report.estimates["RL (PPO) step" if critic is not None else "RL step"] = est
+    if "distill" in cfg.stages:
+        d = cfg.distill
+        prompt_tokens = tokens - cfg.rl.rollout.max_new_tokens
+        report.estimates["distill: sampling"] = dryrun.inference_estimate(
+            meta, cfg.model, d.batch_size, prompt_tokens, target, d.max_new_tokens)
+        report.estimates["distill: fine-tuning the base"] = dryrun.training_estimate(
+            meta, cfg.model, d.runner.mixed_precision, d.runner.micro_batch_size, d.max_length, target)
 
     def shapes():
         import torch
