@@ -9,7 +9,9 @@ A change that moves them on purpose (a recipe fix) re-records them in the same c
 Across machines the numbers agree to ~1e-7 relative, except tiny SFT after its first steps: a
 randomly initialised model at lr 3e-3 amplifies the CPU's float rounding (measured between two
 machines: 1.3e-7 up to step 17, 1.3e-6 at step 19, 2% at step 66), so its first ``STABLE_STEPS`` steps
-are held here and its whole trajectory only on the machine that recorded it.
+are held here and its whole trajectory only on the machine that recorded it. Tiny Satori's RL step
+(two PPO mini-batches, the second through an updated policy) moved its grad_norm by 6.9e-6 relative
+on another machine (4.035662 vs 4.035690, 2026-12-02): it is held to ``CROSS_MACHINE_REL`` there.
 """
 
 import json
@@ -24,6 +26,7 @@ RECORD = os.environ.get("MMTHINK_RECORD_FROZEN") == "1"
 _TIMING = {"items_per_s", "s_per_step", "rollout_s", "step_s"}
 STABLE_STEPS = {"sft": 12}  # steps held on any machine (the rest depends on the CPU's rounding, see above)
 REL = 2e-6  # six significant digits
+CROSS_MACHINE_REL = {"satori_rl_step1": 1e-4}  # looser across machines (see above); REL on the recording one
 
 
 def _rows(path: Path) -> list[dict]:
@@ -40,7 +43,9 @@ def _hold(name: str, rows: list[dict]) -> None:
         return
     want = golden[name]
     assert len(rows) == len(want), f"{name}: {len(rows)} logged rows, {len(want)} recorded"
-    last = STABLE_STEPS.get(name, float("inf")) if "MMTHINK_FROZEN_GOLDEN" not in os.environ else float("inf")
+    same_machine = "MMTHINK_FROZEN_GOLDEN" in os.environ
+    last = float("inf") if same_machine else STABLE_STEPS.get(name, float("inf"))
+    rel = REL if same_machine else CROSS_MACHINE_REL.get(name, REL)
     for got, exp in zip(rows, want):
         if exp["step"] > last:
             break
@@ -49,7 +54,7 @@ def _hold(name: str, rows: list[dict]) -> None:
             if isinstance(value, float) and value != value:  # NaN is recorded as NaN
                 assert got[key] != got[key], f"{name} step {exp['step']} {key}"
             elif isinstance(value, float):
-                assert got[key] == pytest.approx(value, rel=REL, abs=1e-7), f"{name} step {exp['step']} {key}"
+                assert got[key] == pytest.approx(value, rel=rel, abs=1e-7), f"{name} step {exp['step']} {key}"
             else:
                 assert got[key] == value, f"{name} step {exp['step']} {key}"
 

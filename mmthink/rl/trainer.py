@@ -128,6 +128,7 @@ def train_rl(
     accelerator=None,
     config_yaml: str = "",
     command: Sequence[str] = (),
+    settings: str = "rl",
 ) -> dict:
     """Run ``cfg.steps`` RL steps on ``model``; checkpoints and metrics under ``output_dir``."""
     from accelerate.utils import set_seed
@@ -169,7 +170,7 @@ def train_rl(
     run = RunSession(accelerator, model, output_dir, cfg.resume, cfg.steps, log, task.name, config_yaml, command,
                      {"world_size": world, "algorithm": cfg.advantage.estimator},
                      load_extra=lambda folder: _load_extra(folder, critic, task, accelerator),
-                     allow_changes=cfg.resume_allow_changes)
+                     allow_changes=cfg.resume_allow_changes, settings=settings)
     state = run.state
     samples_path = output_dir / "samples.jsonl"
     last: dict = {}

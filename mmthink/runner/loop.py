@@ -125,6 +125,7 @@ def fit(
     accelerator=None,
     config_yaml: str = "",
     command: Sequence[str] = (),
+    settings: str = "runner",
 ) -> dict:
     """Train ``model`` on ``task``; checkpoints and metrics go under ``output_dir``. Returns last metrics.
 
@@ -165,7 +166,7 @@ def fit(
 
     launch = {"world_size": world, "distributed_type": str(accelerator.distributed_type), "grad_accum": accum}
     run = RunSession(accelerator, model, output_dir, runner.resume, max_steps, log, task.name, config_yaml, command,
-                     launch, allow_changes=runner.resume_allow_changes)
+                     launch, allow_changes=runner.resume_allow_changes, settings=settings)
     state = run.state
 
     def windows():

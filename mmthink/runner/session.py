@@ -25,14 +25,15 @@ class RunSession:
 
     def __init__(self, accelerator, model, output_dir: Path, resume: str, total_steps: int, log: LoggingConfig,
                  name: str, config_yaml: str = "", command: Sequence[str] = (), launch: Optional[dict] = None,
-                 load_extra: Optional[Callable[[Path], None]] = None, allow_changes: Sequence[str] = ()):
+                 load_extra: Optional[Callable[[Path], None]] = None, allow_changes: Sequence[str] = (),
+                 settings: str = "runner"):
         self.accelerator, self.output_dir, self.total_steps = accelerator, output_dir, total_steps
         self.checkpoints = output_dir / "checkpoints"
         self.state = TrainState()
         main = accelerator.is_main_process
         resume_from = find_resume(resume, self.checkpoints)
         if resume_from is not None:
-            check_unchanged(resume_from, config_yaml, allow_changes)
+            check_unchanged(resume_from, config_yaml, allow_changes, settings)
         if main:
             write_run_info(output_dir, config_yaml, list(command), launch)
         if resume_from is not None:
@@ -75,8 +76,12 @@ RESUME_ALWAYS_ALLOWED = ("output_dir", "logging.*", "eval.*", "data.eval_file", 
                          "*keep_last", "*log_every", "*num_workers", "*log_samples", "stages")
 
 
-def check_unchanged(checkpoint: Path, config_yaml: str, allow_changes: Sequence[str] = ()) -> None:
-    """Refuse to resume ``checkpoint`` under settings that differ from its run's (one line, the diff)."""
+def check_unchanged(checkpoint: Path, config_yaml: str, allow_changes: Sequence[str] = (), settings: str = "runner") -> None:
+    """Refuse to resume ``checkpoint`` under settings that differ from its run's (one line, the diff).
+
+    ``settings``: the recipe block holding ``resume`` and ``resume_allow_changes`` ("runner", "rl",
+    "stage1.runner", ...; "" for top-level keys), named in the message.
+    """
     import yaml
 
     from mmthink.config import changed_keys, describe_changes, flatten
@@ -87,9 +92,10 @@ def check_unchanged(checkpoint: Path, config_yaml: str, allow_changes: Sequence[
     old, new = flatten(yaml.safe_load(saved.read_text())), flatten(yaml.safe_load(config_yaml))
     keys = changed_keys(old, new, RESUME_ALWAYS_ALLOWED + tuple(allow_changes))
     if keys:
+        at = f"{settings}." if settings else ""
         raise UserError(f"{checkpoint} was trained with other settings ({describe_changes(old, new, keys)}); to "
-                        f"resume anyway list them in the runner's resume_allow_changes (e.g. "
-                        f"runner.resume_allow_changes=[{','.join(keys)}]), or start afresh with runner.resume=never "
+                        f"resume anyway list them in {at}resume_allow_changes (e.g. "
+                        f"{at}resume_allow_changes=[{','.join(keys)}]), or start afresh with {at}resume=never "
                         "or another output_dir")
 
 

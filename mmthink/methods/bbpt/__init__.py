@@ -17,4 +17,5 @@ Paper term → recipe field → code:
   baselines: zero-shot, gradient soft-prompt tuning (peft)        algorithm, prompt_tuning.*   pipeline.train, prompt_tuning.train
   predictive: averaged softmax or vote histogram, and metrics     eval.*                 predictive.softmax_average, predictive.report
   few-shot SST-2 / AG News rows shipped with provenance           task                   tasks.textcls.load_task
+  (not in the paper) a killed search resumes per generation/round   resume, resume_allow_changes   resume.SearchCheckpoint, algorithms.cma_elbo
 """

@@ -106,6 +106,10 @@ class BBPTRecipe:
     task: str = "sst2"  # a shipped task (assets/textcls) or a folder in the same layout
     algorithm: str = "cma_ensemble"  # one of ALGORITHMS
     seed: int = 0
+    # auto: a search killed mid-way resumes from output_dir/checkpoints/search (CMA-ES: after each
+    # generation; ABC-SMC: after each round); never: start afresh. SNPE and prompt tuning restart.
+    resume: str = "auto"
+    resume_allow_changes: List[str] = field(default_factory=list)  # recipe keys that may differ when resuming
     box: BoxConfig = field(default_factory=BoxConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     cma: CMAConfig = field(default_factory=CMAConfig)
@@ -120,6 +124,7 @@ class BBPTRecipe:
         if self.method != "bbpt":
             raise UserError(f"this recipe is for method '{self.method}', not 'bbpt'")
         choice("algorithm", self.algorithm, ALGORITHMS)
+        choice("resume", self.resume, ["auto", "never"])
         self.box.check()
         self.logging.check()
         if self.box.level == "labels" and self.algorithm in ("cma_ensemble", "cma_elbo", "prompt_tuning"):

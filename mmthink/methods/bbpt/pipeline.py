@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional, Sequence
@@ -19,6 +20,8 @@ from mmthink.runner.checkpoint import write_eval
 from mmthink.io import write_jsonl
 from mmthink.errors import UserError
 from mmthink.methods.bbpt.config import VOTING, BBPTRecipe
+from mmthink.methods.bbpt.resume import SearchCheckpoint
+from mmthink.runner.session import check_unchanged
 from mmthink.runner.tracking import Progress, write_run_info
 from mmthink.io import read_json, read_safetensors, write_dir_atomic, write_text_atomic
 
@@ -69,8 +72,9 @@ class _Ticker:
         self.bar.update(self.done, f"{self.box.queries} queries")
 
 
-def _search(cfg: BBPTRecipe, box, task):
-    """(prompts (P, L, D) or None, weights (P,) or None, search log, peft model or None)."""
+def _search(cfg: BBPTRecipe, box, task, ckpt=None):
+    """(prompts (P, L, D) or None, weights (P,) or None, search log, peft model or None); ``ckpt``
+    checkpoints (and resumes) the CMA-ES and ABC-SMC searches."""
     from mmthink.methods.bbpt import algorithms as alg
     from mmthink.methods.bbpt import prompt_tuning
     from mmthink.methods.bbpt.projection import random_projection
@@ -92,12 +96,13 @@ def _search(cfg: BBPTRecipe, box, task):
     if cfg.algorithm == "cma_ensemble":
         c = cfg.cma
         with _Ticker(c.members * c.iters, "CMA-ES ensemble", cfg, box) as bar:
-            z, w, log = alg.cma_ensemble(obj, d, c.members, c.popsize, c.iters, c.sigma0, c.eval_every, cfg.seed, bar.update)
+            z, w, log = alg.cma_ensemble(obj, d, c.members, c.popsize, c.iters, c.sigma0, c.eval_every, cfg.seed, bar.update,
+                                         ckpt)
     elif cfg.algorithm == "cma_elbo":
         e = cfg.elbo
         with _Ticker(e.iters, "CMA-ES ELBO", cfg, box) as bar:
             z, w, log = alg.cma_elbo(obj, d, e.popsize, e.iters, e.sigma0, e.bound, e.n_mc, e.kl_weight,
-                                     e.prior_var, e.n_samples, cfg.seed, bar.update)
+                                     e.prior_var, e.n_samples, cfg.seed, bar.update, ckpt)
     elif cfg.algorithm == "snpe":
         from mmthink.methods.bbpt.snpe import snpe
 
@@ -109,7 +114,7 @@ def _search(cfg: BBPTRecipe, box, task):
         a = cfg.abc
         with _Ticker(a.max_rounds, "ABC-SMC rounds", cfg, box) as bar:
             z, w, log = alg.abc_smc(obj, d, a.n_particles, a.popsize, a.prior_var, a.kernel_scale, a.max_batches,
-                                    a.max_rounds, cfg.seed, bar.update)
+                                    a.max_rounds, cfg.seed, bar.update, ckpt)
     return obj.prompts(z), w, log, None
 
 
@@ -164,9 +169,14 @@ def train(cfg: BBPTRecipe, command: Sequence[str] = ()) -> dict:
     task = load_task(cfg.task)
     out = Path(cfg.output_dir)
     box = make_box(cfg.box, task)
+    ckpt = SearchCheckpoint(out / "checkpoints" / "search", box)
+    if cfg.resume == "never":
+        shutil.rmtree(ckpt.folder, ignore_errors=True)
+    elif ckpt.path.is_file():
+        check_unchanged(ckpt.folder, to_yaml(cfg), cfg.resume_allow_changes, settings="")
     out.mkdir(parents=True, exist_ok=True)
     write_run_info(out, to_yaml(cfg), list(command))
-    prompts, weights, log, peft_model = _search(cfg, box, task)
+    prompts, weights, log, peft_model = _search(cfg, box, task, ckpt)
     train_queries, train_calls = box.queries, box.calls
     write_jsonl(log, out / "search_log.jsonl")
     meta = {"algorithm": cfg.algorithm, "task": task.name, "labels": task.labels, "level": box.info.level,

@@ -80,7 +80,7 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
         task = Task(examples, partial(collate, pad_id=tok.pad_token_id, k=k, latent_pad_id=latent.pad), loss,
                     held_out if eval_rows is not None else None, name=f"mirage-stage{stage}")
         return fit(m, (tok, proc), task, sc.optim, sc.runner, cfg.logging, out_dir / f"stage{stage}", cfg.seed,
-                   accelerator, config_yaml=to_yaml(cfg), command=command)
+                   accelerator, config_yaml=to_yaml(cfg), command=command, settings=f"stage{stage}.runner")
 
     def run_rl(m):
         policy = LatentPolicy(tok, proc, train_file.parent, latent, cfg.latent.max_len,
@@ -88,7 +88,7 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
         task = RLTask(rows, prompt=lambda r: r.get("text_input", ""), evaluate=held_out if eval_rows is not None else None,
                       rollout=policy.rollout, logits=policy.logits, name="mirage-stage3")
         return train_rl(m, tok, task, cfg.stage3, cfg.logging, out_dir / "stage3", cfg.seed, accelerator,
-                        config_yaml=to_yaml(cfg), command=command)
+                        config_yaml=to_yaml(cfg), command=command, settings="stage3")
 
     plan = [Stage(f"stage{s}", out_dir / f"stage{s}", partial(run_supervised, s), cfg._stage(s).runner.resume)
             if s != 3 else Stage("stage3", out_dir / "stage3", run_rl, saves_model=False) for s in cfg.stages]

@@ -120,7 +120,7 @@ def train(cfg: SatoriRecipe, command: Sequence[str] = ()) -> dict:
         examples = tokenize_rows(rows, tok, max_length, packing=False)
         task = sft_task(examples, tok, held_out if eval_rows else None, name=f"satori-{stage}")
         return fit(m, tok, task, optim, runner, cfg.logging, out_dir / stage, cfg.seed, accelerator,
-                   config_yaml=to_yaml(cfg), command=command)
+                   config_yaml=to_yaml(cfg), command=command, settings=f"{stage}.runner")
 
     def run_format(m):
         return sft(m, sft_rows, cfg.format.max_length, cfg.format.optim, cfg.format.runner, "format")

@@ -4,37 +4,9 @@ import torch
 
 from mmthink.errors import UserError
 from mmthink.methods.bbpt import algorithms as alg
-from mmthink.methods.bbpt.blackbox import BlackBox, BoxInfo, LabelOnly
-from mmthink.methods.bbpt.projection import random_projection, to_prompts
+from mmthink.methods.bbpt.blackbox import LabelOnly
 
-D_Z, L, D = 8, 2, 4
-
-
-class QuadBox(BlackBox):
-    """Text "n" has label n % 2; it is classified right iff ‖prompt − target‖² < b_n = 3(n + 1)."""
-
-    def __init__(self, target):
-        super().__init__()
-        self.target = target
-        self.info = BoxInfo(2, L, D, 0.0, 1.0, "logits")
-
-    def _logits(self, prompts, texts):
-        n = torch.tensor([int(t) for t in texts])
-        dist = ((prompts - self.target) ** 2).sum((1, 2))[:, None]
-        margin = 3.0 * (n + 1) - dist  # (P, N)
-        out = torch.zeros(len(prompts), len(texts), 2)
-        out[:, torch.arange(len(texts)), n % 2] = margin
-        return out
-
-
-@pytest.fixture
-def problem():
-    A = random_projection(D_Z, L, D, 0.0, 1.0, seed=0)
-    z_star = torch.full((1, D_Z), 1.0)
-    box = QuadBox(to_prompts(z_star, A, L)[0])
-    texts = [str(i) for i in range(10)]
-    y = torch.tensor([i % 2 for i in range(10)])
-    return A, box, texts, y
+D_Z = 8  # the latent size of the conftest's ``problem``
 
 
 def test_cma_ensemble_lowers_the_training_loss_and_is_reproducible(problem):

@@ -73,3 +73,20 @@ def test_more_than_one_process_is_refused():
     BBPTRecipe().check(1)
     with pytest.raises(UserError, match="one process"):
         BBPTRecipe().check(2)
+
+
+def test_a_rerun_resumes_the_search_and_a_changed_one_is_refused(cli, tmp_path, task_dir):
+    out = tmp_path / "run"
+    args = ("train", "bbpt", "--recipe", "tiny/bbpt", f"task={task_dir}", "algorithm=cma_elbo", f"output_dir={out}",
+            *SMALL)
+    assert cli(*args).exit_code == 0
+    first = json.loads((out / "model" / "eval.json").read_text())
+    assert (out / "checkpoints" / "search" / "state.pkl").is_file()
+    res = cli(*args)  # the finished search is read back, not searched again: no training query spent twice
+    assert res.exit_code == 0 and "resumed the search" in res.stderr and "after generation 2" in res.stderr
+    assert json.loads((out / "model" / "eval.json").read_text()) == first
+    res = cli(*args, "elbo.popsize=6")
+    assert res.exit_code == 2 and "elbo.popsize: 4 there, 6 now" in res.stderr
+    assert " resume_allow_changes=[elbo.popsize]" in res.stderr and " resume=never" in res.stderr  # top-level keys
+    res = cli(*args, "elbo.popsize=6", "resume=never")
+    assert res.exit_code == 0 and "resumed" not in res.stderr
