@@ -20,7 +20,7 @@ Paper term → recipe field → code:
   restart state: T ≤ max_back steps cut, <|reflect|> appended    rae.max_back           rae.restart_prefix, coat.split_steps
   restarts mixed into each step's prompts                        rae.ratio              rae.mix_restarts, pipeline.SatoriRL.select
   evaluation: accuracy, reflect rate, reflection-fix rate        eval.*                 evaluate.evaluate_math, wrong_prefix_restarts
-  round 2: the RL policy's correct solutions distilled into the base   distill.*, stages   distill.sample_solutions, correct_solutions, reset_to_base
+  round 2: the RL policy's correct solutions distilled into the base   distill.*, stages   distill.sample_solutions, correct_solutions, runner.checkpoint.copy_weights
   round 2: RL again on the distilled model                       stages                 pipeline.train
   stages in output_dir/<stage>, run after the last finished one  stages, *.resume       pipeline.train, runner.session.run_stages
 """

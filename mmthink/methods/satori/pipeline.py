@@ -19,7 +19,6 @@ from typing import Optional, Sequence
 
 from mmthink.config import to_yaml
 from mmthink.io import write_jsonl
-from mmthink.errors import UserError
 from mmthink.methods.satori.coat import REFLECT, coat_sft_rows, cot_sft_rows
 from mmthink.methods.satori.config import SatoriRecipe
 from mmthink.methods.satori.distill import load_or_sample, sample_solutions
