@@ -14,11 +14,19 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """``path`` holds ``data`` whole or keeps what it held: a temporary file, synced, then renamed."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_jsonl(rows: Iterable[dict], path: str | Path) -> None:

@@ -8,11 +8,13 @@ because ``cma`` draws its samples from it, and so are the box's query counters. 
 """
 from __future__ import annotations
 
-import os
 import pickle
 import sys
 from pathlib import Path
 from typing import Optional
+
+from mmthink.errors import UserError
+from mmthink.io import write_bytes_atomic
 
 STATE = "state.pkl"
 
@@ -31,8 +33,6 @@ class SearchCheckpoint:
     def load(self) -> Optional[dict]:
         """The search's saved state (numpy's stream and the query counters restored), or None."""
         import numpy as np
-
-        from mmthink.errors import UserError
 
         if not self.path.is_file():
             return None
@@ -54,9 +54,4 @@ class SearchCheckpoint:
         self.folder.mkdir(parents=True, exist_ok=True)
         blob = pickle.dumps({"search": search, "numpy_rng": np.random.get_state(), "queries": self.box.queries,
                              "calls": self.box.calls, "where": where})
-        tmp = self.folder / f".{STATE}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_bytes_atomic(self.path, blob)

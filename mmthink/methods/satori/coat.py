@@ -119,7 +119,7 @@ def coat_demo(row: dict, rng: random.Random, kind: str) -> str:
     return "\n".join(lines) + "\n" + answer_line(row["answer"])
 
 
-def _chat_row(row: dict, completion: str) -> dict:
+def chat_row(row: dict, completion: str) -> dict:
     # id and answer ride along so that an evaluation of the SFT model can grade its generations.
     return {
         **({"id": row["id"]} if "id" in row else {}),
@@ -142,12 +142,12 @@ def coat_sft_rows(rows: list[dict], seed: int, mix: dict = DEFAULT_MIX) -> list[
     kinds = [k for k in DEMO_KINDS if mix.get(k, 0) > 0]
     weights = [mix[k] for k in kinds]
     rng = random.Random(seed)
-    return [_chat_row(row, coat_demo(row, rng, rng.choices(kinds, weights)[0])) for row in rows]
+    return [chat_row(row, coat_demo(row, rng, rng.choices(kinds, weights)[0])) for row in rows]
 
 
 def cot_sft_rows(rows: list[dict]) -> list[dict]:
     """The baseline: the same prompts with plain chain-of-thought solutions."""
-    return [_chat_row(row, cot_solution(row)) for row in rows]
+    return [chat_row(row, cot_solution(row)) for row in rows]
 
 
 # ---------------------------------------------------------------- step boundaries

@@ -130,9 +130,8 @@ class SatoriRecipe:
             if self.model.lora.enabled:
                 raise UserError("recipe key 'stages': distill resets the model to its base, which LoRA does not "
                                 "support yet; set model.lora.enabled=false or stop after rl")
-            if self.distill.samples < 1 or self.distill.max_new_tokens < 1 or self.distill.batch_size < 1:
-                raise UserError("recipe keys 'distill.samples', 'distill.max_new_tokens' and 'distill.batch_size' "
-                                "must be >= 1")
+            if self.distill.samples < 1:  # the shared ranges allow 0 samples (eval sample counts)
+                raise UserError(f"recipe key 'distill.samples' must be >= 1; got {self.distill.samples}")
             if self.distill.prompts is not None and self.distill.prompts < 1:
                 raise UserError(f"recipe key 'distill.prompts' must be >= 1 or null; got {self.distill.prompts}")
             self.distill.optim.check()

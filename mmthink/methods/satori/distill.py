@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 
 from mmthink.errors import UserError
-from mmthink.io import write_jsonl
+from mmthink.io import write_jsonl, write_text_atomic
+from mmthink.methods.satori.coat import chat_row
 from mmthink.methods.satori.evaluate import chat_prompt
 from mmthink.rl.rollout import generate_rollouts
 from mmthink.runner.tracking import Progress
 from mmthink.tasks.grading import grade
-from mmthink.tasks.math import prompt
 
 # Problems decoded per block: bounds the completions held in memory and paces the progress line.
 BLOCK = 256
@@ -31,9 +31,7 @@ def correct_solutions(rows: list[dict], texts: list[str], ended: list[bool], sam
         for text, done in zip(texts[i * samples : (i + 1) * samples], ended[i * samples : (i + 1) * samples]):
             if done and text not in seen and grade(text, row["answer"]):
                 seen.add(text)
-                out.append({**({"id": row["id"]} if "id" in row else {}), "answer": row["answer"],
-                            "messages": [{"role": "user", "content": prompt(row["question"])},
-                                         {"role": "assistant", "content": text}]})
+                out.append(chat_row(row, text))
     return out
 
 
@@ -74,5 +72,5 @@ def load_or_sample(folder: Path, settings: dict, sample) -> list[dict]:
         raise UserError("distill: the RL policy solved none of the problems it was given, so there is nothing to "
                         "distil; train round 1 longer, or raise distill.samples or distill.prompts")
     write_jsonl(rows, data)
-    meta.write_text(json.dumps(settings, sort_keys=True))
+    write_text_atomic(meta, json.dumps(settings, sort_keys=True))
     return rows
