@@ -280,7 +280,7 @@ def load(schema: type[T], recipe: str | Path | None, overrides: Sequence[str], m
 # Recipe fields that name input files or folders. They resolve, in order, against the current directory
 # (where the file exists there), the folders of the recipe and its bases, then the data shipped with
 # the package; an override resolves against the current directory only. output_dir is not an input.
-DATA_PATH_FIELDS = ("train_file", "eval_file", "test_file", "ood_file", "tasks_dir", "path")
+DATA_PATH_FIELDS = ("train_file", "eval_file", "test_file", "ood_file", "tasks_dir", "path", "image_root")
 
 
 def resolve_data_paths(cfg, folders: Sequence[Path], overridden: set, prefix: str = "") -> None:

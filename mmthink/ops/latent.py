@@ -4,7 +4,10 @@ A row decodes text until it emits ``<|latent_start|>``. From then on, each step 
 previous last-layer (final-norm) hidden state as the next input embedding, recording
 ``<|latent_pad|>`` in the token ids, until the model's prediction at a latent position is
 ``<|latent_end|>`` or ``max_latent`` vectors were fed; ``<|latent_end|>`` is then emitted and text
-decoding resumes. Rows enter and leave latent mode independently: every step is ONE forward of the
+decoding resumes. ``max_new_tokens`` counts text tokens (``<|latent_start|>`` included); a block's
+``<|latent_pad|>`` steps and its ``<|latent_end|>`` are bounded by ``max_latent`` instead, so a latent
+block never eats the answer's budget. Who decides to close a block: the argmax of the latent step's
+logits (``latent_stop="argmax"``), or the sampled token (``"sampled"``, the official rule). Rows enter and leave latent mode independently: every step is ONE forward of the
 whole batch through the KV cache, with input embeddings mixed per row (token embedding or hidden
 state). Position ids are passed explicitly per row (1-D for text LMs, Qwen-VL's 3-D M-RoPE ids for
 image-text models), so cached steps continue exactly where a full forward would put them.
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 LATENT_MODES = ("model", "zeros", "noise", "target")
+LATENT_STOPS = ("argmax", "sampled")
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ def latent_generate(
     temperature: float = 1.0,
     top_p: float = 1.0,
     latent_mode: str = "model",
+    latent_stop: str = "argmax",
     latent_targets=None,
     generator=None,
     return_inputs: bool = False,
@@ -137,6 +142,7 @@ def latent_generate(
     ``latent_targets`` (B, K, H) feed the ground-truth pooled image embeddings in ``target`` mode.
     A prompt that ends with ``<|latent_start|>`` starts in latent mode. A prediction of
     ``<|latent_end|>`` is honoured once ``min_latent`` vectors of the block were fed.
+    With ``latent_stop="sampled"`` the sampled token closes the block (argmax when not sampling).
     ``latent=None`` decodes plain text (any causal LM). ``should_stop(tokens)`` (tokens: (B, t) ids
     so far) returns a (B,) bool of rows to finish after their last token (e.g. on a stop string).
     ``shared_prefix=G`` says rows come in runs of G identical prompts (a GRPO group): each prompt is
@@ -147,6 +153,8 @@ def latent_generate(
 
     if latent_mode not in LATENT_MODES:
         raise ValueError(f"unknown latent mode {latent_mode!r}; expected one of {LATENT_MODES}")
+    if latent_stop not in LATENT_STOPS:
+        raise ValueError(f"unknown latent stop rule {latent_stop!r}; expected one of {LATENT_STOPS}")
     if latent_mode == "target" and latent_targets is None:
         raise ValueError("latent_mode='target' needs latent_targets")
     latent = latent or NO_LATENT
@@ -170,13 +178,16 @@ def latent_generate(
     n_latent = torch.zeros(batch, dtype=torch.long, device=device)  # vectors fed, all blocks
     in_block = torch.zeros(batch, dtype=torch.long, device=device)  # vectors fed in the open block
     done = torch.zeros(batch, dtype=torch.bool, device=device)
+    n_text = torch.zeros(batch, dtype=torch.long, device=device)
     mask = attention_mask
     tokens, fed = [], []
-    for _ in range(max_new_tokens):
+    # Each text token opens at most one block of at most max_latent + 1 steps.
+    for _ in range(max_new_tokens * (max_latent + 2) if latent is not NO_LATENT else max_new_tokens):
         logits = head(hidden)
         chosen = sample_next(logits, do_sample, temperature, top_p, generator)
         # In latent mode the model only decides whether to close the block.
-        wants_end = ((logits.argmax(-1) == latent.end) & (in_block >= min_latent)) | (in_block >= max_latent)
+        decides = chosen if latent_stop == "sampled" else logits.argmax(-1)
+        wants_end = ((decides == latent.end) & (in_block >= min_latent)) | (in_block >= max_latent)
         close = in_latent & wants_end
         stay = in_latent & ~wants_end
         token = torch.where(stay, torch.full_like(chosen, latent.pad), chosen)
@@ -185,7 +196,8 @@ def latent_generate(
         tokens.append(token)
 
         n_latent = n_latent + stay.long()
-        done = done | (~in_latent & torch.isin(token, eos))
+        n_text = n_text + (~in_latent & ~done).long()
+        done = done | (~in_latent & torch.isin(token, eos)) | (n_text >= max_new_tokens)
         if should_stop is not None:
             done = done | (~in_latent & should_stop(torch.stack(tokens, dim=1)))
         opening = ~in_latent & ~done & (token == latent.start)

@@ -150,11 +150,23 @@ def _last_boxed(text: str) -> Optional[str]:
 _WORDS = re.compile(r"\b(up|down|left|right)\b", re.IGNORECASE)
 
 
-def parse_actions(text: str) -> Optional[list[str]]:
-    """Moves in the last \\boxed{}: words UP/DOWN/LEFT/RIGHT, then the capital letters U/D/L/R; None if no box."""
+ANSWER_RULES = ("official", "strict")
+
+
+def parse_actions(text: str, rule: str = "official") -> Optional[list[str]]:
+    """Moves in the last \\boxed{}; None if there is no box.
+
+    official (the Mirage evaluator): upper-case the content and keep every U/D/L/R, so ``r, d`` is
+    R D and ``RIGHT`` is R (its I, G, H, T are dropped). strict: the words UP/DOWN/LEFT/RIGHT, then only
+    capital letters, so lower-case letters, ``\\text`` or ``\\rightarrow`` add no move.
+    """
     content = _last_boxed(text)
     if content is None:
         return None
+    if rule == "official":
+        return [ch for ch in content.upper() if ch in MOVES]
+    if rule != "strict":
+        raise ValueError(f"unknown answer rule {rule!r}; expected one of {ANSWER_RULES}")
     # Words first so that RIGHT gives R alone; only capitals count, so \text or \rightarrow add nothing.
     content = _WORDS.sub(lambda m: m.group(1)[0].upper(), content)
     return [ch for ch in content if ch in MOVES]
@@ -349,11 +361,11 @@ def _task(row: dict) -> str:
     return row.get("task") or ("reasoning" if "actions" in row else "planning")
 
 
-def score_row(row: dict, prediction_text: str) -> dict:
+def score_row(row: dict, prediction_text: str, rule: str = "official") -> dict:
     """{'correct', 'invalid'}: a plan is judged by simulating it on map_desc alone (no reference needed);
     a choice against the outcome of the row's `actions` (or its text_output when it has none)."""
     if _task(row) == "planning":
-        actions = parse_actions(prediction_text)
+        actions = parse_actions(prediction_text, rule)
         invalid = not actions  # no box, or a box without a single move
         return {"correct": not invalid and simulate(row["map_desc"], actions) == "goal", "invalid": invalid}
     if row.get("actions") is not None:
@@ -372,7 +384,7 @@ def _summary(scores: list[dict]) -> dict:
             "invalid_rate": sum(s["invalid"] for s in scores) / n if n else 0.0, "n": n}
 
 
-def score_predictions(rows, predictions: list[str]) -> dict:
+def score_predictions(rows, predictions: list[str], rule: str = "official") -> dict:
     """{'overall': {accuracy, invalid_rate, n}, 'by_n': {N: {...}}} over rows paired with predictions."""
     rows = list(rows)
     if len(rows) != len(predictions):
@@ -380,7 +392,7 @@ def score_predictions(rows, predictions: list[str]) -> dict:
     by_n: dict[int, list] = {}
     scores = []
     for row, pred in zip(rows, predictions):
-        s = score_row(row, pred)
+        s = score_row(row, pred, rule)
         scores.append(s)
         by_n.setdefault(len(row["map_desc"]), []).append(s)
     return {"overall": _summary(scores), "by_n": {n: _summary(s) for n, s in sorted(by_n.items())}}

@@ -50,7 +50,33 @@ def test_text_batch_equals_rows_alone_and_hf_generate(text_lm):
         assert torch.equal(alone.sequences[0], batch.sequences[i, : alone.sequences.shape[1]])
     enc = tok([texts[0]], return_tensors="pt", add_special_tokens=False)
     hf = model.generate(**enc, max_new_tokens=10, do_sample=False, pad_token_id=tok.pad_token_id)
-    assert hf[0, enc["input_ids"].shape[1]:].tolist() == batch.sequences[0].tolist()
+    assert hf[0, enc["input_ids"].shape[1]:].tolist() == batch.sequences[0, :10].tolist()
+
+
+def test_max_new_tokens_counts_text_tokens_only(text_lm):
+    """A latent block (pads and its end) does not eat the text budget: every row gets its 10 text tokens."""
+    model, tok, lt = text_lm
+    texts = ["What is 2 + 3?", "x<|latent_start|>"]
+    out = _decode(model, tok, lt, tok(texts, return_tensors="pt", padding=True, add_special_tokens=False))
+    assert out.sequences.shape[1] == 10 + 4  # row 1: 3 pads + <|latent_end|>, then 10 text tokens
+    assert (out.sequences[0, 10:] == tok.pad_token_id).all()
+    text = (out.sequences != lt.pad) & (out.sequences != lt.end) & (out.sequences != tok.pad_token_id)
+    assert text.sum(dim=1).tolist() == [10, 10]
+
+
+def test_sampled_stop_rule_lets_the_sampled_token_close_the_block(text_lm, monkeypatch):
+    import mmthink.ops.latent as ops
+
+    model, tok, lt = text_lm
+    enc = tok(["x<|latent_start|>"], return_tensors="pt", add_special_tokens=False)
+    argmax = _decode(model, tok, lt, enc, min_latent=0)
+    assert argmax.latent_steps.tolist() == [3]  # the tiny model's argmax never closes it: forced at max_latent
+    # the sampled token is <|latent_end|> at every step: the official rule closes the block at once
+    monkeypatch.setattr(ops, "sample_next", lambda logits, *a, **k: torch.full(logits.shape[:1], lt.end))
+    assert _decode(model, tok, lt, enc, min_latent=0, latent_stop="sampled").latent_steps.tolist() == [0]
+    assert _decode(model, tok, lt, enc, min_latent=0, latent_stop="argmax").latent_steps.tolist() == [3]
+    with pytest.raises(ValueError, match="latent stop rule"):
+        _decode(model, tok, lt, enc, latent_stop="first")
 
 
 def _vl_batch(model, tok, proc, sizes, latent_rows):
@@ -87,7 +113,7 @@ def test_vl_batch_with_different_image_sizes_equals_rows_alone_and_hf(vlm):
         assert torch.equal(alone.sequences[0], batch.sequences[i, : alone.sequences.shape[1]])
     e, v = _vl_inputs(model, tok, texts, pix, counts, [0])
     hf = model.generate(**e, **v, max_new_tokens=10, do_sample=False)
-    assert hf[0, e["input_ids"].shape[1]:].tolist() == batch.sequences[0].tolist()
+    assert hf[0, e["input_ids"].shape[1]:].tolist() == batch.sequences[0, :10].tolist()
 
 
 def test_cached_latent_steps_match_a_full_teacher_forced_forward(vlm):

@@ -46,19 +46,27 @@ def test_simulate_rejects_unknown_moves():
         simulate(MAP3, ["X"])
 
 
-@pytest.mark.parametrize("text, moves", [
-    ("so \\boxed{RIGHT, DOWN}", ["R", "D"]),
-    ("\\boxed{R,R,D}", ["R", "R", "D"]),
-    ("\\boxed{\\text{R, D}}", ["R", "D"]),           # nested braces; lower-case letters of \text ignored
-    ("\\boxed{right, Down, up, LEFT}", ["R", "D", "U", "L"]),
-    ("\\boxed{L} then \\boxed{U, U}", ["U", "U"]),    # the last box wins
-    ("\\boxed{R \\rightarrow D}", ["R", "D"]),
-    ("\\boxed{}", []),
-    ("R, D", None),
-    ("\\boxed{R, D", None),                           # never closed
+@pytest.mark.parametrize("text, strict, official", [
+    ("so \\boxed{RIGHT, DOWN}", ["R", "D"], ["R", "D"]),
+    ("\\boxed{R,R,D}", ["R", "R", "D"], ["R", "R", "D"]),
+    ("\\boxed{\\text{R, D}}", ["R", "D"], ["R", "D"]),           # nested braces; TEXT has no U/D/L/R
+    ("\\boxed{right, Down, up, LEFT}", ["R", "D", "U", "L"], ["R", "D", "U", "L"]),
+    ("\\boxed{L} then \\boxed{U, U}", ["U", "U"], ["U", "U"]),    # the last box wins
+    ("\\boxed{R \\rightarrow D}", ["R", "D"], ["R", "R", "R", "R", "D"]),  # officially RIGHTARROW adds R R R
+    ("\\boxed{r, d}", [], ["R", "D"]),                         # officially upper-cased first
+    ("\\boxed{}", [], []),
+    ("R, D", None, None),
+    ("\\boxed{R, D", None, None),                           # never closed
 ])
-def test_parse_actions(text, moves):
-    assert parse_actions(text) == moves
+def test_parse_actions_official_and_strict(text, strict, official):
+    assert parse_actions(text, "strict") == strict
+    assert parse_actions(text, "official") == official
+    assert parse_actions(text) == official  # the default
+
+
+def test_parse_actions_names_an_unknown_rule():
+    with pytest.raises(ValueError, match="answer rule"):
+        parse_actions("\\boxed{R}", "loose")
 
 
 @pytest.mark.parametrize("text, letter", [
@@ -199,6 +207,8 @@ def test_a_plan_is_judged_without_reference():
     assert score_row(official, "\\boxed{U, D, D, R, R}") == {"correct": True, "invalid": False}
     assert score_row(official, "\\boxed{R, R}") == {"correct": False, "invalid": False}
     assert score_row(official, "\\boxed{no moves}") == {"correct": False, "invalid": True}
+    assert score_row(official, "\\boxed{u, d, d, r, r}") == {"correct": True, "invalid": False}
+    assert score_row(official, "\\boxed{u, d, d, r, r}", "strict") == {"correct": False, "invalid": True}
 
 
 # ---------------------------------------------------------------- validation

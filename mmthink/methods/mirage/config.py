@@ -13,6 +13,10 @@ LATENT_TOKENS = ["<|latent_start|>", "<|latent_pad|>", "<|latent_end|>"]
 # What fills the latent slots at inference (``ops.latent.latent_generate``'s ``latent_mode``): the model's
 # own hidden states, or the ablations zeros / noise / ground-truth pooled targets.
 LATENT_MODES = ("model", "zeros", "noise", "target")
+# Who closes a latent block at inference: the argmax of the latent step, or the sampled token (official).
+LATENT_STOPS = ("argmax", "sampled")
+# How a plan is read from the last \boxed{}: official (upper-case it, keep U/D/L/R) or strict (ours).
+ANSWER_RULES = ("official", "strict")
 
 
 @dataclass
@@ -21,6 +25,10 @@ class MirageData:
     eval_file: Optional[str] = None  # evaluated after each stage (accuracy per grid size)
     max_length: int = 1024  # tokens per training sequence; longer rows are refused
     limit: Optional[int] = None  # use only the first N training rows
+    # Where images named relative to something else are found: a row's image path is tried against its
+    # JSONL's folder, then that folder's ancestors (the official files name images from the repository
+    # root), then image_root.
+    image_root: Optional[str] = None
 
 
 @dataclass
@@ -33,6 +41,7 @@ class LatentConfig:
     # once; 0 follows the official rule (stop on the model's own prediction).
     min_len: Optional[int] = None
     mode: str = "model"  # inference ablation: model | zeros | noise | target (ground-truth pooled embeddings)
+    stop: str = "argmax"  # who closes a block: argmax | sampled (official: the sampled token, with min_len 0)
 
 
 @dataclass
@@ -54,11 +63,13 @@ def _stage3() -> RLConfig:
 
 @dataclass
 class MirageEval:
-    max_new_tokens: int = 64
+    max_new_tokens: int = 64  # text tokens; latent steps are bounded by latent.max_len
     batch_size: int = 16
     limit: Optional[int] = None  # rows scored; null: all
     do_sample: bool = False
-    temperature: float = 1.0
+    temperature: float = 1.0  # official inference: do_sample with temperature 0.7, top_p 0.9
+    top_p: float = 1.0
+    answer_rule: str = "official"  # official: upper-case the last \boxed{} and keep U/D/L/R; strict: ours
 
 
 @dataclass
@@ -87,6 +98,8 @@ class MirageRecipe:
         if self.latent.k < 0:
             raise UserError(f"recipe key 'latent.k' must be >= 0; got {self.latent.k}")
         choice("latent.mode", self.latent.mode, LATENT_MODES)
+        choice("latent.stop", self.latent.stop, LATENT_STOPS)
+        choice("eval.answer_rule", self.eval.answer_rule, ANSWER_RULES)
         if self.latent.max_len < (self.latent.k if self.latent.min_len is None else self.latent.min_len):
             raise UserError("recipe key 'latent.max_len' must be >= latent.min_len (null min_len means latent.k)")
         if (2 in self.stages or 3 in self.stages) and self.model.gradient_checkpointing:

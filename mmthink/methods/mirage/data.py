@@ -37,24 +37,45 @@ class Example:
     n: int  # grid size, for per-size reports
 
 
-def open_image(root: Path, rel):
+class ImageRoots:
+    """Where a row's relative image path is looked for, in order: the JSONL's folder, then each of its
+    ancestors (the official VSP files name images from their repository's root, e.g.
+    ``./data/vsp_spatial_planning/imgs_test/...``), then ``image_root``. Absolute paths are used as they are."""
+
+    def __init__(self, data_file, image_root=None):
+        folder = Path(data_file).resolve().parent
+        self.folders = [folder, *folder.parents] + ([Path(image_root)] if image_root else [])
+        self._found: dict = {}
+
+    def find(self, rel) -> Optional[Path]:
+        rel = rel[0] if isinstance(rel, list) else rel
+        if rel not in self._found:
+            candidates = [Path(rel)] if Path(rel).is_absolute() else [f / rel for f in self.folders]
+            self._found[rel] = next((c for c in candidates if c.is_file()), None)
+        return self._found[rel]
+
+    def first_tried(self, rel) -> Path:
+        rel = rel[0] if isinstance(rel, list) else rel
+        return Path(rel) if Path(rel).is_absolute() else self.folders[0] / rel
+
+
+def open_image(roots: ImageRoots, rel):
     from PIL import Image
 
-    path = root / (rel[0] if isinstance(rel, list) else rel)
-    if not path.is_file():
-        raise UserError(f"image not found: {path}")
+    path = roots.find(rel)
+    if path is None:
+        raise UserError(f"image not found: {roots.first_tried(rel)} (nor under its ancestors or data.image_root)")
     return Image.open(path).convert("RGB")
 
 
-def check_images(rows, root: Path, source) -> None:
+def check_images(rows, roots: ImageRoots, source) -> None:
     """Every image the rows name exists, checked before any model loads (one line names the first missing)."""
     for i, row in enumerate(rows):
         for key in ("image_input", "image_output"):
             rel = row.get(key)
-            if rel:
-                path = root / (rel[0] if isinstance(rel, list) else rel)
-                if not path.is_file():
-                    raise UserError(f"{source}: row {i + 1}: {key} {path} not found")
+            if rel and roots.find(rel) is None:
+                raise UserError(f"{source}: row {i + 1}: {key} {roots.first_tried(rel)} not found "
+                                "(nor under its folder's ancestors or data.image_root)")
 
 
 def prompt_text(tokenizer, text_input: str, n_image_tokens: int) -> str:
@@ -83,17 +104,17 @@ def vision_tokens(model, image_processor, images, batch_size: int = 16):
     return feats, grids
 
 
-def encode_rows(rows, data_dir: Path, model, tokenizer, image_processor, k: int, latent_ids, max_length: int):
+def encode_rows(rows, images_at: ImageRoots, model, tokenizer, image_processor, k: int, latent_ids, max_length: int):
     """Encode validated VSP-format rows into ``Example``s (see the module docstring)."""
     from mmthink.methods.mirage.losses import pooled_latent_targets
 
-    images = [open_image(data_dir, r["image_input"]) for r in rows]
+    images = [open_image(images_at, r["image_input"]) for r in rows]
     feats, grids = vision_tokens(model, image_processor, images)
     targets = [None] * len(rows)
     if k > 0:
         if any(not r.get("image_output") for r in rows):
             raise UserError("Mirage training rows need 'image_output' (the helper image) when latent.k > 0")
-        helper, _ = vision_tokens(model, image_processor, [open_image(data_dir, r["image_output"]) for r in rows])
+        helper, _ = vision_tokens(model, image_processor, [open_image(images_at, r["image_output"]) for r in rows])
         targets = [pooled_latent_targets(h, k) for h in helper]
     start, pad, end = latent_ids
     examples = []

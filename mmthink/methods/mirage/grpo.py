@@ -25,22 +25,34 @@ from mmthink.tasks import vsp
 
 @register_reward("vsp_format")
 def vsp_format(prompt: str, completion: str, row: dict) -> float:
-    """1 if the answer is a parsable plan (planning) or choice (reasoning), else 0."""
+    """1 if the answer is a parsable plan (planning) or choice (reasoning), else 0 (the official parser)."""
     return 0.0 if vsp.score_row(row, completion)["invalid"] else 1.0
 
 
 @register_reward("vsp_accuracy")
 def vsp_accuracy(prompt: str, completion: str, row: dict) -> float:
-    """1 if the plan reaches the goal (planning) or the choice is right (reasoning), else 0."""
+    """1 if the plan reaches the goal (planning) or the choice is right (reasoning), else 0 (the official parser)."""
     return 1.0 if vsp.score_row(row, completion)["correct"] else 0.0
+
+
+@register_reward("vsp_format_strict")
+def vsp_format_strict(prompt: str, completion: str, row: dict) -> float:
+    """vsp_format with the strict parser (eval.answer_rule=strict): only capital moves or move words count."""
+    return 0.0 if vsp.score_row(row, completion, "strict")["invalid"] else 1.0
+
+
+@register_reward("vsp_accuracy_strict")
+def vsp_accuracy_strict(prompt: str, completion: str, row: dict) -> float:
+    """vsp_accuracy with the strict parser."""
+    return 1.0 if vsp.score_row(row, completion, "strict")["correct"] else 0.0
 
 
 class LatentPolicy:
     """The rollout and log-prob functions of the shared RL loop for a Qwen-VL model with latent tokens."""
 
-    def __init__(self, tokenizer, image_processor, data_dir: Path, latent: LatentTokens, max_latent: int,
+    def __init__(self, tokenizer, image_processor, images_at, latent: LatentTokens, max_latent: int,
                  min_latent: int):
-        self.tok, self.proc, self.data_dir, self.latent = tokenizer, image_processor, data_dir, latent
+        self.tok, self.proc, self.images_at, self.latent = tokenizer, image_processor, images_at, latent
         self.max_latent, self.min_latent = max_latent, min_latent
 
     def _vision(self, images, input_ids, device, image_token_id: int) -> dict:
@@ -49,7 +61,7 @@ class LatentPolicy:
                 "mm_token_type_ids": (input_ids == image_token_id).int()}
 
     def rollout(self, model, rows, prompts, cfg, generator) -> Rollout:
-        images = [open_image(self.data_dir, r["image_input"]) for r in rows]
+        images = [open_image(self.images_at, r["image_input"]) for r in rows]
         counts = (self.proc(images=images, return_tensors="pt")["image_grid_thw"].prod(-1) // self.proc.merge_size**2)
         texts = [prompt_text(self.tok, r["text_input"], int(n)) for r, n in zip(rows, counts.tolist())]
         image_id = model.config.image_token_id

@@ -19,7 +19,7 @@ from mmthink.data.rows import load_rows
 from mmthink.errors import UserError
 from mmthink.methods.mirage import stages
 from mmthink.methods.mirage.config import LATENT_TOKENS, MirageRecipe
-from mmthink.methods.mirage.data import check_images, collate, encode_rows
+from mmthink.methods.mirage.data import ImageRoots, check_images, collate, encode_rows
 from mmthink.methods.mirage.evaluate import evaluate_vsp, flat_metrics
 from mmthink.methods.mirage.grpo import LatentPolicy
 from mmthink.models.loading import is_image_text, load_model
@@ -52,9 +52,11 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
     train_file = Path(cfg.data.train_file)
     rows = list(load_rows(train_file, validate_vsp_row, cfg.data.limit))
     eval_rows = list(load_rows(cfg.data.eval_file, validate_vsp_row)) if cfg.data.eval_file else None
-    check_images(rows, train_file.parent, train_file)
+    train_images = ImageRoots(train_file, cfg.data.image_root)
+    eval_images = ImageRoots(cfg.data.eval_file, cfg.data.image_root) if eval_rows is not None else None
+    check_images(rows, train_images, train_file)
     if eval_rows is not None:
-        check_images(eval_rows, Path(cfg.data.eval_file).parent, cfg.data.eval_file)
+        check_images(eval_rows, eval_images, cfg.data.eval_file)
     accelerator = make_accelerator(rl_runner_config(cfg.stage3) if cfg.stages[0] == 3 else cfg._stage(cfg.stages[0]).runner)
     loaded = _load_vlm(cfg, train=True)
     model, tok, proc = loaded.model, loaded.tokenizer, loaded.image_processor
@@ -63,14 +65,14 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
     if cfg.model.device_map is None:
         model.to(accelerator.device)  # encode images on the accelerator; prepare() would move it anyway
     supervised = [s for s in cfg.stages if s != 3]
-    examples = encode_rows(rows, train_file.parent, model, tok, proc, k, (latent.start, latent.pad, latent.end),
+    examples = encode_rows(rows, train_images, model, tok, proc, k, (latent.start, latent.pad, latent.end),
                            cfg.data.max_length) if supervised else []
     image_id = model.config.image_token_id
     out_dir = Path(cfg.output_dir)
 
     def held_out(m, acc):  # the task's evaluation during and after training
         unwrapped = acc.unwrap_model(m)
-        report = evaluate_vsp(unwrapped, tok, proc, eval_rows, Path(cfg.data.eval_file).parent, latent, k, cfg)
+        report = evaluate_vsp(unwrapped, tok, proc, eval_rows, eval_images, latent, k, cfg)
         return flat_metrics(report)
 
     def run_supervised(stage: int, m):
@@ -83,7 +85,7 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
                    accelerator, config_yaml=to_yaml(cfg), command=command, settings=f"stage{stage}.runner")
 
     def run_rl(m):
-        policy = LatentPolicy(tok, proc, train_file.parent, latent, cfg.latent.max_len,
+        policy = LatentPolicy(tok, proc, train_images, latent, cfg.latent.max_len,
                               k if cfg.latent.min_len is None else cfg.latent.min_len)
         task = RLTask(rows, prompt=lambda r: r.get("text_input", ""), evaluate=held_out if eval_rows is not None else None,
                       rollout=policy.rollout, logits=policy.logits, name="mirage-stage3")
@@ -101,11 +103,12 @@ def evaluate(cfg: MirageRecipe, checkpoint: str, data: str, out: Optional[str] =
     """Score ``checkpoint`` on VSP rows; writes ``eval.json`` (per grid size) next to it or to ``out``."""
     cfg.model.name = checkpoint
     rows = list(load_rows(data, validate_vsp_row))
-    check_images(rows, Path(data).parent, data)
+    images = ImageRoots(data, cfg.data.image_root)
+    check_images(rows, images, data)
     loaded = _load_vlm(cfg, train=False)
     loaded.model.eval()
     latent = LatentTokens.from_tokenizer(loaded.tokenizer)
-    report = evaluate_vsp(loaded.model, loaded.tokenizer, loaded.image_processor, rows, Path(data).parent, latent,
+    report = evaluate_vsp(loaded.model, loaded.tokenizer, loaded.image_processor, rows, images, latent,
                           cfg.latent.k, cfg)
     full = {"data": str(data), "checkpoint": checkpoint, "latent_mode": cfg.latent.mode, **report}
     write_eval(full, out, checkpoint, cfg.output_dir)
@@ -153,11 +156,11 @@ def dry_run(cfg: MirageRecipe, target) -> dict:
             train_file, _ = vsp.generate_split(Path(tmp), "planning", cfg.seed, {3: 2}, {3: 1})
             rows = list(load_rows(train_file, validate_vsp_row))
             report.fact("rows", f"{cfg.data.train_file} is not here; checked on {len(rows)} generated rows")
-        dryrun.shape_check("stage 1 or latent decoding", lambda: _shape_check(cfg, pm, rows, train_file.parent, report))
+        dryrun.shape_check("stage 1 or latent decoding", lambda: _shape_check(cfg, pm, rows, ImageRoots(train_file, cfg.data.image_root), report))
     return dryrun.finish(report, target)
 
 
-def _shape_check(cfg: MirageRecipe, pm, rows, data_dir: Path, report) -> None:
+def _shape_check(cfg: MirageRecipe, pm, rows, images_at, report) -> None:
     import torch
 
     from mmthink.methods.mirage.data import open_image, prompt_text
@@ -169,13 +172,13 @@ def _shape_check(cfg: MirageRecipe, pm, rows, data_dir: Path, report) -> None:
     proc = tiny_image_processor()  # the Qwen2-VL image processor: 14-pixel patches, 2x2 merge
     model = dryrun.lm_shape_model(pm, cfg.model, tok, LATENT_TOKENS)
     latent, k = LatentTokens.from_tokenizer(tok), cfg.latent.k
-    examples = encode_rows(rows[:2], data_dir, model, tok, proc, k, (latent.start, latent.pad, latent.end),
+    examples = encode_rows(rows[:2], images_at, model, tok, proc, k, (latent.start, latent.pad, latent.end),
                            cfg.data.max_length)
     batch = collate(examples, pad_id=tok.pad_token_id, k=k, latent_pad_id=latent.pad)
     with torch.no_grad():
         out = stages.stage1(model, batch, k=k, gamma=cfg.latent.gamma, image_token_id=model.config.image_token_id)
     # A prompt ending in <|latent_start|> opens a latent block: the recurrence runs whatever the weights.
-    image = open_image(data_dir, rows[0]["image_input"])
+    image = open_image(images_at, rows[0]["image_input"])
     pix = proc(images=[image], return_tensors="pt")
     n_image = int(pix["image_grid_thw"].prod(-1)[0]) // proc.merge_size**2
     enc = tok([prompt_text(tok, rows[0]["text_input"], n_image) + "<|latent_start|>"], return_tensors="pt",

@@ -28,10 +28,11 @@ def vl(tmp_path_factory):
 def test_replayed_logits_match_decoding(vl):
     """Greedy tokens are the argmax of the rebuilt logits, for rows that open a latent block at
     different columns (or never): the recurrence is replayed with the inputs decoding fed."""
-    from mmthink.methods.mirage.data import open_image, prompt_text
+    from mmthink.methods.mirage.data import ImageRoots, open_image, prompt_text
     from mmthink.rl.rollout import generate_rollouts
 
-    loaded, lt, rows, root, _ = vl
+    loaded, lt, rows, _, train = vl
+    root = ImageRoots(train)
     model, tok, proc = loaded.model.eval(), loaded.tokenizer, loaded.image_processor
     policy = LatentPolicy(tok, proc, root, lt, max_latent=3, min_latent=3)
     rows = rows[:4]

@@ -30,7 +30,7 @@ def test_cosine_loss_golden():
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from mmthink.methods.mirage.config import LATENT_TOKENS
-    from mmthink.methods.mirage.data import encode_rows
+    from mmthink.methods.mirage.data import ImageRoots, encode_rows
     from mmthink.models.config import ModelConfig
     from mmthink.models.loading import load_model
     from mmthink.ops.latent import LatentTokens
@@ -41,7 +41,7 @@ def setup(tmp_path_factory):
     rows = [json.loads(line) for line in train.read_text().splitlines()]
     loaded = load_model(ModelConfig(name="tiny-qwen2.5-vl", special_tokens=LATENT_TOKENS), train=False)
     lt = LatentTokens.from_tokenizer(loaded.tokenizer)
-    examples = encode_rows(rows, root, loaded.model, loaded.tokenizer, loaded.image_processor, 4,
+    examples = encode_rows(rows, ImageRoots(train), loaded.model, loaded.tokenizer, loaded.image_processor, 4,
                            (lt.start, lt.pad, lt.end), 1024)
     return loaded, lt, rows, examples, train, test
 
@@ -144,3 +144,56 @@ def test_tiny_run_trains_both_stages_and_evaluates(setup, cli, tmp_path):
 
     final, stage2 = load_file(out / "model" / "model.safetensors"), load_file(out / "stage2" / "model" / "model.safetensors")
     assert final.keys() == stage2.keys() and all(torch.equal(final[k], stage2[k]) for k in final)
+
+
+def _official_layout(tmp_path, test):
+    """A copy of ``test`` laid out as the official repository: the JSONL in data/vsp_spatial_planning/,
+    image paths relative to the repository root."""
+    import shutil
+
+    repo = tmp_path / "Mirage"
+    folder = repo / "data" / "vsp_spatial_planning"
+    (folder / "imgs_test").mkdir(parents=True)
+    rows = []
+    for line in test.read_text().splitlines():
+        row = json.loads(line)
+        name = row["image_input"].rsplit("/", 1)[-1]
+        shutil.copy(test.parent / row["image_input"], folder / "imgs_test" / name)
+        row["image_input"] = f"./data/vsp_spatial_planning/imgs_test/{name}"
+        for key in ("image_output", "text_output"):  # official test rows carry neither
+            row.pop(key, None)
+        rows.append(json.dumps(row))
+    official = folder / "test.jsonl"
+    official.write_text("\n".join(rows) + "\n")
+    return repo, official
+
+
+def test_image_paths_resolve_against_the_jsonl_folder_its_ancestors_then_image_root(setup, tmp_path):
+    from mmthink.methods.mirage.data import ImageRoots
+
+    _, _, _, _, _, test = setup
+    repo, official = _official_layout(tmp_path, test)
+    rel = json.loads(official.read_text().splitlines()[0])["image_input"]
+    assert ImageRoots(official).find(rel) == (repo / rel).resolve()  # found from an ancestor
+    moved = tmp_path / "elsewhere" / "test.jsonl"
+    moved.parent.mkdir()
+    moved.write_text(official.read_text())
+    assert ImageRoots(moved).find(rel) is None
+    assert ImageRoots(moved, image_root=repo).find(rel) == repo / rel
+    assert ImageRoots(moved).find(str(repo / rel)) == repo / rel  # absolute paths as they are
+
+
+def test_eval_reads_an_official_file_whose_images_are_relative_to_the_repository_root(setup, cli, tmp_path):
+    _, _, _, _, _, test = setup
+    repo, official = _official_layout(tmp_path, test)
+    res = cli("eval", "mirage", "--checkpoint", "tiny-qwen2.5-vl", "--data", official, "--out", tmp_path / "ev",
+              "eval.max_new_tokens=4")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads((tmp_path / "ev" / "eval.json").read_text())["overall"]["n"] == 8
+    moved = tmp_path / "moved.jsonl"
+    moved.write_text(official.read_text())
+    res = cli("eval", "mirage", "--checkpoint", "tiny-qwen2.5-vl", "--data", moved, "--out", tmp_path / "ev2")
+    assert res.exit_code == 2 and "image_input" in res.stderr and "not found" in res.stderr
+    res = cli("eval", "mirage", "--checkpoint", "tiny-qwen2.5-vl", "--data", moved, "--out", tmp_path / "ev2",
+              f"data.image_root={repo}", "eval.max_new_tokens=4")
+    assert res.exit_code == 0, res.stderr
