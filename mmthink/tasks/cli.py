@@ -33,6 +33,8 @@ def vsp(
     train_counts: str = typer.Option("100,200,300,400", "--train-counts", help="maps per grid size N=3..6"),
     test_counts: str = typer.Option("100,100,100,100", "--test-counts", help="maps per grid size N=3..6"),
     cell_px: int = typer.Option(28, "--cell-px", help="pixels per cell (28 = one merged Qwen2.5-VL token)"),
+    render_from: str = typer.Option(None, "--render-from",
+                                    help="an official-format JSONL: re-render its maps in our style instead"),
 ):
     """Generate VSP (FrozenLake) rows in the official Mirage format, with map and helper images."""
     check_output_dir(out, "--out")
@@ -42,6 +44,9 @@ def vsp(
         raise UserError(f"--task must be one of {', '.join(vsp_task.TASKS)}; got {task!r}")
     if cell_px < 1:
         raise UserError(f"--cell-px must be >= 1; got {cell_px}")
+    if render_from is not None:
+        typer.echo(f"wrote {vsp_task.rerender(render_from, Path(out), cell_px)}")
+        return
     paths = vsp_task.generate_split(Path(out), task, seed, _counts(train_counts, "--train-counts"),
                                     _counts(test_counts, "--test-counts"), cell_px)
     for path in paths:

@@ -341,6 +341,34 @@ def generate(out_dir, task: str, counts: Optional[dict] = None, seed: int = 0, c
     return _write(rows, Path(out_dir), f"{task}.jsonl", cell_px)
 
 
+def rerender(source, out_dir, cell_px: int = 28) -> Path:
+    """Our rows and images for the maps of an official-format file (its ``map_desc``), so a tiny model
+    can be evaluated on the official maps: ``out_dir/<source stem>.jsonl`` and ``out_dir/images/``.
+    Map ids are kept; a row with ``actions`` (or ``task: reasoning``) stays a reasoning question about
+    the same moves, other rows become planning rows with the BFS shortest path as their answer."""
+    from mmthink.data.rows import load_rows
+
+    rows = []
+    for i, old in enumerate(load_rows(source, validate_vsp_row)):
+        map_desc = old["map_desc"]
+        map_id = re.sub(r"[^A-Za-z0-9_.-]", "_", str(old["map_id"])) or f"row{i}"
+        if _task(old) == "reasoning":
+            if old.get("actions") is None:
+                raise UserError(f"{source}: row {i + 1}: a reasoning row needs its 'actions' to be re-rendered")
+            row = reasoning_row(map_desc, map_id, "images", random.Random(0), simulate(map_desc, old["actions"]))
+            n = len(map_desc)
+            row.update(actions=old["actions"], text_input=REASONING_PROMPT.format(n=n, moves=", ".join(old["actions"])),
+                       text_output="\\boxed{" + LETTER[simulate(map_desc, old["actions"])] + "}")
+        else:
+            if shortest_path(map_desc) is None:
+                raise UserError(f"{source}: row {i + 1}: map {old['map_id']} has no path from start to goal")
+            row = planning_row(map_desc, map_id)
+        rows.append(row)
+    if not rows:
+        raise UserError(f"{source}: no rows to re-render")
+    return _write(rows, Path(out_dir), Path(source).stem + ".jsonl", cell_px)
+
+
 def generate_split(out_dir, task: str, seed: int = 0, n_train_counts: Optional[dict] = None,
                    n_test_counts: Optional[dict] = None, cell_px: int = 28) -> tuple[Path, Path]:
     """Write train.jsonl and test.jsonl (paper sizes by default) on disjoint maps, with their images."""
@@ -358,7 +386,8 @@ def generate_split(out_dir, task: str, seed: int = 0, n_train_counts: Optional[d
 
 
 def _task(row: dict) -> str:
-    return row.get("task") or ("reasoning" if "actions" in row else "planning")
+    # A file read through datasets gives every row every column, so a planning row may hold actions=None.
+    return row.get("task") or ("reasoning" if row.get("actions") is not None else "planning")
 
 
 def score_row(row: dict, prediction_text: str, rule: str = "official") -> dict:

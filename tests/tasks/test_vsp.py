@@ -234,3 +234,25 @@ def test_validate_rejects_bad_rows(change, field):
     with pytest.raises(BadRow) as e:
         validate_vsp_row(row)
     assert e.value.field == field
+
+
+def test_render_from_re_renders_official_maps_in_our_style(cli, tmp_path):
+    official = tmp_path / "official_test.jsonl"
+    rows = [
+        {"text_input": "rules <image> plan", "image_input": "./data/vsp/imgs_test/a.png", "map_desc": MAP3,
+         "map_id": "3x3/7"},
+        {"text_input": "rules <image> what happens", "image_input": "./data/vsp/imgs_test/b.png", "map_desc": MAP3,
+         "map_id": 8, "task": "reasoning", "actions": ["R", "R"]},
+    ]
+    official.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = cli("data", "vsp", "--render-from", official, "--out", tmp_path / "ours")
+    assert res.exit_code == 0, res.stderr
+    out = [json.loads(line) for line in (tmp_path / "ours" / "official_test.jsonl").read_text().splitlines()]
+    assert [r["map_id"] for r in out] == ["3x3_7", "8"] and all(r["map_desc"] == MAP3 for r in out)
+    assert out[0]["text_output"] == "\\boxed{" + ", ".join(shortest_path(MAP3)) + "}"
+    assert out[1]["actions"] == ["R", "R"] and out[1]["text_output"] == "\\boxed{B}"  # R R falls into the hole
+    image = Image.open(tmp_path / "ours" / out[0]["image_input"])
+    assert image.tobytes() == render(MAP3).tobytes()
+    assert (tmp_path / "ours" / out[1]["image_output"]).is_file()
+    res = cli("data", "vsp", "--render-from", tmp_path / "nope.jsonl", "--out", tmp_path / "o2")
+    assert res.exit_code == 2 and "nope.jsonl" in res.stderr
