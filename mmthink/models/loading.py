@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from mmthink.errors import UserError
 from mmthink.models.config import LoraConfig, ModelConfig, QuantizationConfig
+from mmthink.models import vision_position
 from mmthink.models.presets import MINILM, SMOLLM2, TINY_PRESETS, build_tiny, minilm_path, smollm2_path
 
 
@@ -251,6 +252,7 @@ def _load_model(cfg: ModelConfig, train: bool) -> Loaded:
             model = _from_pretrained(source, config, cfg)
             tok = _load_tokenizer(source)
             image_processor = _load_image_processor(source, config)
+    vision_position.install(model)  # a saved tiny VLM's position code (config.vision_position)
     # Recorded by save_pretrained and by LoRA adapters: a name this function can load again.
     model.config._name_or_path = model.name_or_path = cfg.name
     new_ids = add_special_tokens(model, tok, cfg.special_tokens) if cfg.special_tokens else ()

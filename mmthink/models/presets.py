@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from mmthink.errors import UserError
+from mmthink.models import vision_position
 from mmthink.paths import cache_dir
 
 TINY_PRESETS = ("tiny-llama", "tiny-qwen2", "tiny-qwen2.5-vl")
@@ -82,6 +83,10 @@ def tiny_config(name: str, tok):
             vision_start_token_id=ids("<|vision_start|>"),
             vision_end_token_id=ids("<|vision_end|>"),
             tie_word_embeddings=True,
+            # Absolute cell positions in the image features (mmthink.models.vision_position): a random
+            # tower with only rotary attention cannot tell where a cell is.
+            vision_position="sincos2d",
+            vision_position_scale=8.0,  # about the patch embeddings' norm (7.7 measured)
         )
     raise KeyError(name)
 
@@ -107,6 +112,7 @@ def build_tiny(name: str, seed: int = 0):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = auto.from_config(config)
+    vision_position.install(model)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
     return model, tok, (tiny_image_processor() if name.endswith("-vl") else None)

@@ -35,6 +35,8 @@ def vsp(
     cell_px: int = typer.Option(28, "--cell-px", help="pixels per cell (28 = one merged Qwen2.5-VL token)"),
     render_from: str = typer.Option(None, "--render-from",
                                     help="an official-format JSONL: re-render its maps in our style instead"),
+    prompt: str = typer.Option("rules", "--prompt", help="planning prompt: rules (the official style) or short "
+                               "(one line, for models trained from scratch)"),
 ):
     """Generate VSP (FrozenLake) rows in the official Mirage format, with map and helper images."""
     check_output_dir(out, "--out")
@@ -45,10 +47,10 @@ def vsp(
     if cell_px < 1:
         raise UserError(f"--cell-px must be >= 1; got {cell_px}")
     if render_from is not None:
-        typer.echo(f"wrote {vsp_task.rerender(render_from, Path(out), cell_px)}")
+        typer.echo(f"wrote {vsp_task.rerender(render_from, Path(out), cell_px, prompt)}")
         return
     paths = vsp_task.generate_split(Path(out), task, seed, _counts(train_counts, "--train-counts"),
-                                    _counts(test_counts, "--test-counts"), cell_px)
+                                    _counts(test_counts, "--test-counts"), cell_px, prompt)
     for path in paths:
         typer.echo(f"wrote {path}")
 

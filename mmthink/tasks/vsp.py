@@ -220,17 +220,49 @@ REASONING_PROMPT = _RULES + (
 )
 
 
+# The tiny recipes' prompt: the rules prompt costs ~224 tokens a row, which a model trained from scratch
+# on a CPU pays for in time and learns nothing from (every row has it).
+SHORT_PLANNING_PROMPT = "<image>\nPlan the moves from green to yellow avoiding blue, in \\boxed{{}}."
+PROMPTS = {"rules": PLANNING_PROMPT, "short": SHORT_PLANNING_PROMPT}
+# Mirage's perception stage (stage 0): the map in words, cells as 1-indexed "row column".
+PERCEPTION_PROMPT = "<image>\nDescribe the map."
+
+
+def describe(map_desc) -> str:
+    """The map in words: 'start 1 3, goal 3 2, holes 2 2; 3 3' (rows and columns from 1, holes in raster order)."""
+    cells = {code: [f"{r + 1} {c + 1}" for r, row in enumerate(map_desc) for c, v in enumerate(row) if v == code]
+             for code in (START, GOAL, HOLE)}
+    return f"start {cells[START][0]}, goal {cells[GOAL][0]}, holes {'; '.join(cells[HOLE]) or 'none'}"
+
+
+def best_constant(rows, max_len: int = 4) -> tuple[list[str], float]:
+    """The constant plan (every move sequence of length 1..max_len) that solves most planning rows, and
+    its accuracy on them: the score a model that ignores the image can reach at best."""
+    from itertools import product
+
+    maps = [r["map_desc"] for r in rows if _task(r) == "planning"]
+    if not maps:
+        raise UserError("best_constant: no planning rows")
+    best, score = [], -1
+    for length in range(1, max_len + 1):
+        for plan in product(MOVES, repeat=length):
+            solved = sum(simulate(m, plan) == "goal" for m in maps)
+            if solved > score:
+                best, score = list(plan), solved
+    return best, score / len(maps)
+
+
 def _image_paths(map_id: str, image_dir: str) -> tuple[str, str]:
     return f"{image_dir}/{map_id}.png", f"{image_dir}/{map_id}_helper.png"
 
 
-def planning_row(map_desc, map_id: str, image_dir: str = "images") -> dict:
+def planning_row(map_desc, map_id: str, image_dir: str = "images", prompt: str = "rules") -> dict:
     """A planning row; its helper image is the map with the BFS shortest path, its answer that path."""
     n = len(map_desc)
     image_input, image_output = _image_paths(map_id, image_dir)
     return {
         "task": "planning", "n": n, "map_id": map_id, "map_desc": map_desc,
-        "text_input": PLANNING_PROMPT.format(n=n), "image_input": image_input, "image_output": image_output,
+        "text_input": PROMPTS[prompt].format(n=n), "image_input": image_input, "image_output": image_output,
         "text_output": "\\boxed{" + ", ".join(shortest_path(map_desc)) + "}",
     }
 
@@ -287,10 +319,12 @@ def reasoning_row(map_desc, map_id: str, image_dir: str, rng: random.Random,
 
 
 def make_rows(task: str, counts: dict, rng: random.Random, image_dir: str = "images",
-              id_prefix: str = "", exclude: Iterable = ()) -> list[dict]:
+              id_prefix: str = "", exclude: Iterable = (), prompt: str = "rules") -> list[dict]:
     """Rows on distinct maps not in `exclude` (tuples of tuples); reasoning outcomes balanced within each size."""
     if task not in TASKS:
         raise UserError(f"VSP task must be one of {TASKS}, got '{task}'")
+    if prompt not in PROMPTS or (prompt != "rules" and task != "planning"):
+        raise UserError(f"VSP prompt must be one of {tuple(PROMPTS)} (short: planning only), got '{prompt}'")
     seen, rows = set(exclude), []
     for n, count in sorted((int(k), int(v)) for k, v in counts.items()):
         targets = [OUTCOMES[i % 3] for i in range(count)]
@@ -302,7 +336,7 @@ def make_rows(task: str, counts: dict, rng: random.Random, image_dir: str = "ima
                 key = tuple(map(tuple, m))
                 if key in seen:
                     continue
-                row = planning_row(m, map_id, image_dir) if task == "planning" else reasoning_row(
+                row = planning_row(m, map_id, image_dir, prompt) if task == "planning" else reasoning_row(
                     m, map_id, image_dir, rng, outcome)
                 if row is not None:
                     break
@@ -341,13 +375,15 @@ def generate(out_dir, task: str, counts: Optional[dict] = None, seed: int = 0, c
     return _write(rows, Path(out_dir), f"{task}.jsonl", cell_px)
 
 
-def rerender(source, out_dir, cell_px: int = 28) -> Path:
+def rerender(source, out_dir, cell_px: int = 28, prompt: str = "rules") -> Path:
     """Our rows and images for the maps of an official-format file (its ``map_desc``), so a tiny model
     can be evaluated on the official maps: ``out_dir/<source stem>.jsonl`` and ``out_dir/images/``.
     Map ids are kept; a row with ``actions`` (or ``task: reasoning``) stays a reasoning question about
     the same moves, other rows become planning rows with the BFS shortest path as their answer."""
     from mmthink.data.rows import load_rows
 
+    if prompt not in PROMPTS:
+        raise UserError(f"VSP prompt must be one of {tuple(PROMPTS)}, got '{prompt}'")
     rows = []
     for i, old in enumerate(load_rows(source, validate_vsp_row)):
         map_desc = old["map_desc"]
@@ -362,7 +398,7 @@ def rerender(source, out_dir, cell_px: int = 28) -> Path:
         else:
             if shortest_path(map_desc) is None:
                 raise UserError(f"{source}: row {i + 1}: map {old['map_id']} has no path from start to goal")
-            row = planning_row(map_desc, map_id)
+            row = planning_row(map_desc, map_id, prompt=prompt)
         rows.append(row)
     if not rows:
         raise UserError(f"{source}: no rows to re-render")
@@ -370,15 +406,15 @@ def rerender(source, out_dir, cell_px: int = 28) -> Path:
 
 
 def generate_split(out_dir, task: str, seed: int = 0, n_train_counts: Optional[dict] = None,
-                   n_test_counts: Optional[dict] = None, cell_px: int = 28) -> tuple[Path, Path]:
+                   n_test_counts: Optional[dict] = None, cell_px: int = 28, prompt: str = "rules") -> tuple[Path, Path]:
     """Write train.jsonl and test.jsonl (paper sizes by default) on disjoint maps, with their images."""
     out_dir = Path(out_dir)
     # Test first, on its own stream, so the test set does not move when the train counts change.
     test = make_rows(task, TEST_COUNTS if n_test_counts is None else n_test_counts,
-                     random.Random(f"vsp-{task}-test-{seed}"), id_prefix="test_")
+                     random.Random(f"vsp-{task}-test-{seed}"), id_prefix="test_", prompt=prompt)
     used = [tuple(map(tuple, r["map_desc"])) for r in test]
     train = make_rows(task, TRAIN_COUNTS if n_train_counts is None else n_train_counts,
-                      random.Random(f"vsp-{task}-train-{seed}"), id_prefix="train_", exclude=used)
+                      random.Random(f"vsp-{task}-train-{seed}"), id_prefix="train_", exclude=used, prompt=prompt)
     return _write(train, out_dir, "train.jsonl", cell_px), _write(test, out_dir, "test.jsonl", cell_px)
 
 

@@ -256,3 +256,27 @@ def test_render_from_re_renders_official_maps_in_our_style(cli, tmp_path):
     assert (tmp_path / "ours" / out[1]["image_output"]).is_file()
     res = cli("data", "vsp", "--render-from", tmp_path / "nope.jsonl", "--out", tmp_path / "o2")
     assert res.exit_code == 2 and "nope.jsonl" in res.stderr
+
+
+def test_describe_names_cells_from_one():
+    assert vsp.describe(MAP3) == "start 1 1, goal 3 3, holes 1 3; 2 2"
+    assert vsp.describe([[1, 0], [0, 2]]) == "start 1 1, goal 2 2, holes none"
+
+
+def test_best_constant_is_the_plan_solving_most_maps():
+    down_right = [[1, 0], [0, 2]]  # D R and R D both reach the goal
+    right = [[1, 2], [0, 0]]
+    plan, acc = vsp.best_constant([{"map_desc": m} for m in (down_right, down_right, right)], max_len=2)
+    assert acc == pytest.approx(2 / 3) and simulate(down_right, plan) == "goal"
+    # no single constant of length <= 2 solves all three (R alone stops on the goal of `right` only)
+    assert vsp.best_constant([{"map_desc": right}], max_len=1) == (["R"], 1.0)
+    with pytest.raises(UserError, match="no planning rows"):
+        vsp.best_constant([])
+
+
+def test_short_prompt_rows(tmp_path):
+    train, _ = vsp.generate_split(tmp_path, "planning", 0, {3: 3}, {3: 1}, prompt="short")
+    row = json.loads(train.read_text().splitlines()[0])
+    assert row["text_input"] == vsp.SHORT_PLANNING_PROMPT.format(n=3) and "\\boxed{}" in row["text_input"]
+    with pytest.raises(UserError, match="prompt"):
+        vsp.generate_split(tmp_path, "reasoning", 0, {3: 3}, {3: 1}, prompt="short")

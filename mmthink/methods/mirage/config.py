@@ -29,6 +29,8 @@ class MirageData:
     # JSONL's folder, then that folder's ancestors (the official files name images from the repository
     # root), then image_root.
     image_root: Optional[str] = None
+    # The map-blind baseline: every image (training and evaluation) replaced by a grey one of its size.
+    blank_images: bool = False
 
 
 @dataclass
@@ -77,11 +79,13 @@ class MirageRecipe:
     method: str = "mirage"
     output_dir: str = "runs/mirage"
     seed: int = 0
-    # 1: latent distillation, 2: text-only recurrence, 3: GRPO over latent rollouts
+    # 0: perception (image -> the map in words; for models whose LLM never saw images, e.g. the tiny
+    # preset), 1: latent distillation, 2: text-only recurrence, 3: GRPO over latent rollouts
     stages: List[int] = field(default_factory=lambda: [1, 2])
     model: ModelConfig = field(default_factory=lambda: ModelConfig(name="Qwen/Qwen2.5-VL-7B-Instruct"))
     data: MirageData = field(default_factory=MirageData)
     latent: LatentConfig = field(default_factory=LatentConfig)
+    stage0: StageConfig = field(default_factory=StageConfig)
     stage1: StageConfig = field(default_factory=StageConfig)
     stage2: StageConfig = field(default_factory=StageConfig)
     stage3: RLConfig = field(default_factory=_stage3)
@@ -93,8 +97,8 @@ class MirageRecipe:
             raise UserError(f"this recipe is for method '{self.method}', not 'mirage'")
         if not self.data.train_file:
             raise UserError("recipe key 'data.train_file' is required")
-        if not self.stages or any(s not in (1, 2, 3) for s in self.stages) or list(self.stages) != sorted(set(self.stages)):
-            raise UserError(f"recipe key 'stages' must be an increasing list drawn from 1, 2, 3; got {list(self.stages)}")
+        if not self.stages or any(s not in (0, 1, 2, 3) for s in self.stages) or list(self.stages) != sorted(set(self.stages)):
+            raise UserError(f"recipe key 'stages' must be an increasing list drawn from 0, 1, 2, 3; got {list(self.stages)}")
         if self.latent.k < 0:
             raise UserError(f"recipe key 'latent.k' must be >= 0; got {self.latent.k}")
         choice("latent.mode", self.latent.mode, LATENT_MODES)
@@ -125,4 +129,4 @@ class MirageRecipe:
             sc.runner.check(world_size)
 
     def _stage(self, stage: int) -> StageConfig:
-        return self.stage1 if stage == 1 else self.stage2
+        return (self.stage0, self.stage1, self.stage2)[stage]

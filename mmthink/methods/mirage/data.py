@@ -42,9 +42,10 @@ class ImageRoots:
     ancestors (the official VSP files name images from their repository's root, e.g.
     ``./data/vsp_spatial_planning/imgs_test/...``), then ``image_root``. Absolute paths are used as they are."""
 
-    def __init__(self, data_file, image_root=None):
+    def __init__(self, data_file, image_root=None, blank: bool = False):
         folder = Path(data_file).resolve().parent
         self.folders = [folder, *folder.parents] + ([Path(image_root)] if image_root else [])
+        self.blank = blank  # the map-blind baseline: every image is replaced by a grey one of its size
         self._found: dict = {}
 
     def find(self, rel) -> Optional[Path]:
@@ -65,7 +66,8 @@ def open_image(roots: ImageRoots, rel):
     path = roots.find(rel)
     if path is None:
         raise UserError(f"image not found: {roots.first_tried(rel)} (nor under its ancestors or data.image_root)")
-    return Image.open(path).convert("RGB")
+    image = Image.open(path).convert("RGB")
+    return Image.new("RGB", image.size, (128, 128, 128)) if roots.blank else image
 
 
 def check_images(rows, roots: ImageRoots, source) -> None:

@@ -2,7 +2,8 @@
 
 Flow: check the recipe → read and validate the VSP rows → load the VLM, add the three latent tokens
 (ids looked up from the tokenizer), freeze the vision tower → cache image features and pooled
-helper-image targets → stage 1 (latent distillation) → stage 2 (text-only, latent recurrence) →
+helper-image targets → stage 0 (perception: image → the map in words, for an LLM that never saw
+images, as the tiny preset's) → stage 1 (latent distillation) → stage 2 (text-only, latent recurrence) →
 stage 3 (GRPO over latent rollouts, ``mmthink.rl``) → save ``model/`` and evaluate. Stages 1 and 2
 are ``runner.fit`` runs, stage 3 a ``train_rl`` run, each in ``output_dir/stageN``; a stage
 whose ``model/`` exists is not run again (its weights are loaded) unless ``runner.resume=never``.
@@ -30,6 +31,7 @@ from mmthink.runner.session import Stage, run_stages
 from mmthink.rl.rewards import check_rewards
 from mmthink.rl.trainer import RLTask, rl_runner_config, train_rl
 from mmthink.runner.loop import Task, fit, make_accelerator
+from mmthink.tasks import vsp
 from mmthink.tasks.vsp import validate_vsp_row
 
 
@@ -52,8 +54,8 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
     train_file = Path(cfg.data.train_file)
     rows = list(load_rows(train_file, validate_vsp_row, cfg.data.limit))
     eval_rows = list(load_rows(cfg.data.eval_file, validate_vsp_row)) if cfg.data.eval_file else None
-    train_images = ImageRoots(train_file, cfg.data.image_root)
-    eval_images = ImageRoots(cfg.data.eval_file, cfg.data.image_root) if eval_rows is not None else None
+    train_images = ImageRoots(train_file, cfg.data.image_root, cfg.data.blank_images)
+    eval_images = ImageRoots(cfg.data.eval_file, cfg.data.image_root, cfg.data.blank_images) if eval_rows is not None else None
     check_images(rows, train_images, train_file)
     if eval_rows is not None:
         check_images(eval_rows, eval_images, cfg.data.eval_file)
@@ -64,9 +66,13 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
     k = cfg.latent.k
     if cfg.model.device_map is None:
         model.to(accelerator.device)  # encode images on the accelerator; prepare() would move it anyway
-    supervised = [s for s in cfg.stages if s != 3]
-    examples = encode_rows(rows, train_images, model, tok, proc, k, (latent.start, latent.pad, latent.end),
-                           cfg.data.max_length) if supervised else []
+    latent_ids = (latent.start, latent.pad, latent.end)
+    examples = encode_rows(rows, train_images, model, tok, proc, k, latent_ids,
+                           cfg.data.max_length) if {1, 2} & set(cfg.stages) else []
+    # Stage 0 teaches the LLM to read the image: the same training images, answered with the map in words.
+    percepts = encode_rows([dict(r, text_input=vsp.PERCEPTION_PROMPT, text_output=vsp.describe(r["map_desc"]))
+                            for r in rows], train_images, model, tok, proc, 0, latent_ids,
+                           cfg.data.max_length) if 0 in cfg.stages else []
     image_id = model.config.image_token_id
     out_dir = Path(cfg.output_dir)
 
@@ -77,10 +83,14 @@ def train(cfg: MirageRecipe, command: Sequence[str] = ()) -> dict:
 
     def run_supervised(stage: int, m):
         sc = cfg._stage(stage)
-        loss = partial(stages.stage1, k=k, gamma=cfg.latent.gamma, image_token_id=image_id) if stage == 1 else \
-            partial(stages.stage2, k=k, image_token_id=image_id)
-        task = Task(examples, partial(collate, pad_id=tok.pad_token_id, k=k, latent_pad_id=latent.pad), loss,
-                    held_out if eval_rows is not None else None, name=f"mirage-stage{stage}")
+        if stage == 0:  # plain cross-entropy on the map description (stage 1's loss without latent slots)
+            task = Task(percepts, partial(collate, pad_id=tok.pad_token_id, k=0, latent_pad_id=latent.pad),
+                        partial(stages.stage1, k=0, gamma=1.0, image_token_id=image_id), None, name="mirage-stage0")
+        else:
+            loss = partial(stages.stage1, k=k, gamma=cfg.latent.gamma, image_token_id=image_id) if stage == 1 else \
+                partial(stages.stage2, k=k, image_token_id=image_id)
+            task = Task(examples, partial(collate, pad_id=tok.pad_token_id, k=k, latent_pad_id=latent.pad), loss,
+                        held_out if eval_rows is not None else None, name=f"mirage-stage{stage}")
         return fit(m, (tok, proc), task, sc.optim, sc.runner, cfg.logging, out_dir / f"stage{stage}", cfg.seed,
                    accelerator, config_yaml=to_yaml(cfg), command=command, settings=f"stage{stage}.runner")
 
@@ -103,7 +113,7 @@ def evaluate(cfg: MirageRecipe, checkpoint: str, data: str, out: Optional[str] =
     """Score ``checkpoint`` on VSP rows; writes ``eval.json`` (per grid size) next to it or to ``out``."""
     cfg.model.name = checkpoint
     rows = list(load_rows(data, validate_vsp_row))
-    images = ImageRoots(data, cfg.data.image_root)
+    images = ImageRoots(data, cfg.data.image_root, cfg.data.blank_images)
     check_images(rows, images, data)
     loaded = _load_vlm(cfg, train=False)
     loaded.model.eval()
@@ -123,7 +133,6 @@ def dry_run(cfg: MirageRecipe, target) -> dict:
 
     from mmthink.models.paper import count_parameters
     from mmthink.runner import dryrun
-    from mmthink.tasks import vsp
 
     cfg.check(target.gpus)
     if 3 in cfg.stages:

@@ -197,3 +197,22 @@ def test_eval_reads_an_official_file_whose_images_are_relative_to_the_repository
     res = cli("eval", "mirage", "--checkpoint", "tiny-qwen2.5-vl", "--data", moved, "--out", tmp_path / "ev2",
               f"data.image_root={repo}", "eval.max_new_tokens=4")
     assert res.exit_code == 0, res.stderr
+
+
+def test_perception_stage_teaches_the_map_in_words_and_blank_images_hide_it(setup, cli, tmp_path):
+    from mmthink.methods.mirage.data import ImageRoots, open_image
+
+    _, _, rows, _, train, test = setup
+    out = tmp_path / "run"
+    res = cli("train", "mirage", "--recipe", "recipes/tiny/mirage.yaml", f"data.train_file={train}",
+              "data.eval_file=null", "stages=[0]", "stage0.runner.max_steps=30", "stage0.runner.batch_size=8",
+              "stage0.runner.micro_batch_size=8", "stage0.optim.lr=2e-3", "logging.progress=none", f"output_dir={out}")
+    assert res.exit_code == 0, res.stderr
+    losses = [json.loads(line)["loss"] for line in (out / "stage0" / "metrics.jsonl").read_text().splitlines()
+              if "loss" in line]
+    assert len(losses) == 30 and sum(losses[-5:]) < 0.5 * sum(losses[:5])
+    assert (out / "model" / "model.safetensors").is_file()
+
+    real = open_image(ImageRoots(train), rows[0]["image_input"])
+    blank = open_image(ImageRoots(train, blank=True), rows[0]["image_input"])
+    assert blank.size == real.size and blank.tobytes() == bytes([128]) * len(blank.tobytes()) and real.tobytes() != blank.tobytes()
