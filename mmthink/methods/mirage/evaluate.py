@@ -56,6 +56,9 @@ def evaluate_vsp(model, tokenizer, image_processor, rows, images_at: ImageRoots,
                                       cfg.latent.stop)
     report = vsp.score_predictions(rows, answers, cfg.eval.answer_rule)
     report["latent_steps_mean"] = sum(steps) / max(len(steps), 1)
+    if any(vsp.task_of(r) == "planning" for r in rows):  # what ignoring the image scores at best, beside it
+        plan, acc = vsp.best_constant(rows)
+        report["best_constant"] = {"plan": "\\boxed{" + ", ".join(plan) + "}", "accuracy": acc}
     report["samples"] = [{"map_id": r.get("map_id"), "answer": a} for r, a in zip(rows[:5], answers[:5])]
     return report
 
@@ -67,4 +70,6 @@ def flat_metrics(report: dict) -> dict:
     for n, r in report["by_n"].items():
         out[f"accuracy_{n}x{n}"] = r["accuracy"]
     out["latent_steps_mean"] = report["latent_steps_mean"]
+    if "best_constant" in report:
+        out["best_constant_accuracy"] = report["best_constant"]["accuracy"]
     return out
