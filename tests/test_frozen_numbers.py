@@ -1,6 +1,7 @@
 """Numbers a refactor must not move: tiny SFT's loss trajectory, tiny Mirage's stage-1 (and stage-2)
 losses, and the metrics of tiny Satori's first RL step, against values recorded before the plugin
-redesign (commit 504545a, one torch thread).
+redesign (commit 504545a, one torch thread); tiny Mirage's re-recorded with the new tiny recipe
+(optimiser settings) and the tiny VLM's 2-D position code (2026-12-02).
 
 A change that moves them on purpose (a recipe fix) re-records them in the same commit and says so:
 ``MMTHINK_RECORD_FROZEN=1 pytest tests/test_frozen_numbers.py`` rewrites ``golden/frozen_numbers.json``
@@ -75,7 +76,9 @@ def test_tiny_mirage_stage_losses(cli, tmp_path, one_thread):
     assert cli("data", "vsp", "--out", data, "--train-counts", "8,8,8,8", "--test-counts", "2,2,2,2").exit_code == 0
     res = cli("train", "mirage", "--recipe", "recipes/tiny/mirage.yaml", "stages=[1,2]",
               f"data.train_file={data / 'train.jsonl'}", "data.eval_file=null", "stage1.runner.max_steps=8",
-              "stage2.runner.max_steps=4", f"output_dir={tmp_path / 'run'}", "logging.progress=none")
+              "stage2.runner.max_steps=4", "stage1.runner.batch_size=16", "stage1.runner.micro_batch_size=16",
+              "stage2.runner.batch_size=16", "stage2.runner.micro_batch_size=16",
+              f"output_dir={tmp_path / 'run'}", "logging.progress=none")
     assert res.exit_code == 0, res.output
     _hold("mirage_stage1", _rows(tmp_path / "run" / "stage1" / "metrics.jsonl"))
     _hold("mirage_stage2", _rows(tmp_path / "run" / "stage2" / "metrics.jsonl"))
