@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from mmthink.methods.mirage.data import ImageRoots, open_image, prompt_text, vision_tokens
 from mmthink.methods.mirage.losses import pooled_latent_targets

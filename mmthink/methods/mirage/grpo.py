@@ -12,7 +12,6 @@ the goal when simulated), both in {0, 1}, from the VSP evaluator.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 
