@@ -37,7 +37,7 @@ def main() -> None:
     import torch
 
     from mmthink.methods.mirage.config import LATENT_TOKENS
-    from mmthink.methods.mirage.data import open_image, prompt_text
+    from mmthink.methods.mirage.data import ImageRoots, open_image, prompt_text
     from mmthink.models.config import ModelConfig
     from mmthink.models.loading import load_model
     from mmthink.ops.latent import LatentTokens, latent_generate
@@ -54,7 +54,7 @@ def main() -> None:
         import json
 
         rows = [json.loads(line) for line in path.read_text().splitlines()][: args.batch]
-        images = [open_image(Path(tmp), r["image_input"]) for r in rows]
+        images = [open_image(ImageRoots(path), r["image_input"]) for r in rows]
 
     def inputs(idx, latent: bool):
         pix = proc(images=[images[i] for i in idx], return_tensors="pt")
@@ -69,8 +69,9 @@ def main() -> None:
     def ours(idx):
         enc, vis = inputs(idx, latent=True)
         with torch.no_grad():
-            out = latent_generate(model, enc["input_ids"], enc["attention_mask"], lt, args.new_tokens, [],
-                                  tok.pad_token_id, max_latent=args.latent, **vis)
+            # the text budget leaves out the latent block (its pads and <|latent_end|>): new_tokens steps in all
+            out = latent_generate(model, enc["input_ids"], enc["attention_mask"], lt, args.new_tokens - args.latent - 1,
+                                  [], tok.pad_token_id, max_latent=args.latent, **vis)
         assert out.sequences.shape[1] == args.new_tokens and (out.latent_steps == args.latent).all()
 
     def hf(idx):

@@ -67,10 +67,11 @@ def _vl_model(args, torch, device):
 
 def _vsp_rows(tmp: Path, n: int):
     from mmthink.data.rows import load_rows
+    from mmthink.methods.mirage.data import ImageRoots
     from mmthink.tasks import vsp
 
     train, _ = vsp.generate_split(tmp, "planning", 0, {3: n // 2, 4: n - n // 2}, {3: 1})
-    return list(load_rows(train, vsp.validate_vsp_row)), train.parent
+    return list(load_rows(train, vsp.validate_vsp_row)), ImageRoots(train)
 
 
 def mirage_stage1(args, torch, device, info) -> dict:
@@ -152,9 +153,11 @@ def latent_decode(args, torch, device, info) -> dict:
             fn()  # warm-up
             _sync(torch)
             t0 = time.perf_counter()
-            fn()
+            res = fn()
             _sync(torch)
-            out[f"{name}_tokens_per_s"] = round(len(rows) * n_new / (time.perf_counter() - t0), 1)
+            # tokens per row as decoded: ours adds the latent block (4 pads and its end) to n_new text tokens
+            steps = res.sequences.shape[1] if name == "latent" else res.shape[1] - plain["input_ids"].shape[1]
+            out[f"{name}_tokens_per_s"] = round(len(rows) * steps / (time.perf_counter() - t0), 1)
     out.update(batch=len(rows), new_tokens=n_new, ratio=round(out["latent_tokens_per_s"] / out["hf_generate_tokens_per_s"], 3))
     return out
 
