@@ -306,15 +306,18 @@ def reasoning_row(map_desc, map_id: str, image_dir: str, rng: random.Random,
     """
     outcome = outcome or rng.choice(OUTCOMES)
     actions = reasoning_actions(map_desc, outcome, rng)
-    if actions is None:
-        return None
+    return None if actions is None else question_row(map_desc, map_id, image_dir, actions)
+
+
+def question_row(map_desc, map_id: str, image_dir: str, actions: list[str]) -> dict:
+    """The 3-way question about the given move sequence; its answer is what simulating the moves gives."""
     n = len(map_desc)
     image_input, image_output = _image_paths(map_id, image_dir)
     return {
-        "task": "reasoning", "n": n, "map_id": map_id, "map_desc": map_desc, "actions": actions,
+        "task": "reasoning", "n": n, "map_id": map_id, "map_desc": map_desc, "actions": list(actions),
         "text_input": REASONING_PROMPT.format(n=n, moves=", ".join(actions)),
         "image_input": image_input, "image_output": image_output,
-        "text_output": "\\boxed{" + LETTER[outcome] + "}",
+        "text_output": "\\boxed{" + LETTER[simulate(map_desc, actions)] + "}",
     }
 
 
@@ -391,10 +394,7 @@ def rerender(source, out_dir, cell_px: int = 28, prompt: str = "rules") -> Path:
         if task_of(old) == "reasoning":
             if old.get("actions") is None:
                 raise UserError(f"{source}: row {i + 1}: a reasoning row needs its 'actions' to be re-rendered")
-            row = reasoning_row(map_desc, map_id, "images", random.Random(0), simulate(map_desc, old["actions"]))
-            n = len(map_desc)
-            row.update(actions=old["actions"], text_input=REASONING_PROMPT.format(n=n, moves=", ".join(old["actions"])),
-                       text_output="\\boxed{" + LETTER[simulate(map_desc, old["actions"])] + "}")
+            row = question_row(map_desc, map_id, "images", old["actions"])
         else:
             if shortest_path(map_desc) is None:
                 raise UserError(f"{source}: row {i + 1}: map {old['map_id']} has no path from start to goal")

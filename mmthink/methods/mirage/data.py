@@ -48,16 +48,18 @@ class ImageRoots:
         self.blank = blank  # the map-blind baseline: every image is replaced by a grey one of its size
         self._found: dict = {}
 
+    def _candidates(self, rel) -> list:
+        rel = Path(rel[0] if isinstance(rel, list) else rel)  # a row may name a list of images: the first
+        return [rel] if rel.is_absolute() else [f / rel for f in self.folders]
+
     def find(self, rel) -> Optional[Path]:
-        rel = rel[0] if isinstance(rel, list) else rel
-        if rel not in self._found:
-            candidates = [Path(rel)] if Path(rel).is_absolute() else [f / rel for f in self.folders]
-            self._found[rel] = next((c for c in candidates if c.is_file()), None)
-        return self._found[rel]
+        key = str(rel)
+        if key not in self._found:
+            self._found[key] = next((c for c in self._candidates(rel) if c.is_file()), None)
+        return self._found[key]
 
     def first_tried(self, rel) -> Path:
-        rel = rel[0] if isinstance(rel, list) else rel
-        return Path(rel) if Path(rel).is_absolute() else self.folders[0] / rel
+        return self._candidates(rel)[0]
 
 
 def open_image(roots: ImageRoots, rel):
