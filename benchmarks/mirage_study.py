@@ -6,8 +6,8 @@ and, on the same model, the latent ablations at inference (slots fed zeros / noi
 pooled helper embeddings); stage 2 alone; and stage 3 (GRPO) on top of Mirage 1+2. Every trained row
 gets the same optimiser budget (stage-1 + stage-2 steps, batch of recipes/tiny/mirage.yaml) from the
 same start (the random tiny VLM, or the stage-0 perception model when --perception-steps > 0), over
-each seed; the table gives the mean and each seed. A finished run is not repeated (delete its
-folder to rerun). Writes the table into docs/results.md between markers, beside the paper's numbers.
+each seed; the table gives the mean and each seed. A finished run is reused only when its overrides,
+the commit and the run it starts from are unchanged (stamped in its study.json); otherwise it is redone. Writes the table into docs/results.md between markers, beside the paper's numbers.
 
 Usage: python benchmarks/mirage_study.py [--seeds 0 1] [--stage1-steps 200] [--stage2-steps 200]
 """
@@ -15,8 +15,11 @@ Usage: python benchmarks/mirage_study.py [--seeds 0 1] [--stage1-steps 200] [--s
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -29,15 +32,36 @@ RECIPE = "recipes/tiny/mirage.yaml"
 
 
 def _eval(checkpoint: Path, data: Path, out: Path, *overrides: str) -> dict:
-    if not (out / "eval.json").is_file():
+    stamp = _stamp([f"model.name={checkpoint}"], overrides)  # the trained run's stamp is its parent's
+    stamped = out / "study.json"
+    if not (out / "eval.json").is_file() or not stamped.is_file() or json.loads(stamped.read_text())["stamp"] != stamp:
+        shutil.rmtree(out, ignore_errors=True)
         mmthink("eval", "mirage", "--checkpoint", checkpoint, "--data", data / "test.jsonl", "--recipe", RECIPE,
                 "--out", out, *overrides)
+        (out / "study.json").write_text(json.dumps({"stamp": stamp}))
     return json.loads((out / "eval.json").read_text())
 
 
+def _stamp(common: list, overrides: tuple) -> str:
+    """What a run's result depends on: its overrides, the code's commit, and the stamp of the run it starts from."""
+    args = [*common, *overrides]
+    start = [a.split("=", 1)[1] for a in args if a.startswith("model.name=")]
+    parent = Path(start[-1]).parent / "study.json" if start else None
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    key = {"args": [str(a) for a in args], "commit": commit,
+           "parent": parent.read_text() if parent is not None and parent.is_file() else None}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
 def _train(run: Path, common: list, *overrides: str) -> None:
-    if not (run / "model" / "model.safetensors").is_file():
-        mmthink("train", "mirage", *common, *overrides, f"output_dir={run}")
+    """Train unless a run with the same stamp finished; a stale one (other settings or code) is deleted first."""
+    stamp = _stamp(common, overrides)
+    done = (run / "model" / "model.safetensors").is_file() and (run / "study.json").is_file()
+    if done and json.loads((run / "study.json").read_text())["stamp"] == stamp:
+        return
+    shutil.rmtree(run, ignore_errors=True)
+    mmthink("train", "mirage", *common, *overrides, f"output_dir={run}")
+    (run / "study.json").write_text(json.dumps({"stamp": stamp}))
 
 
 def run_seed(args, seed: int, data: Path) -> dict:
@@ -79,7 +103,7 @@ def main() -> None:
     ap.add_argument("--stage1-steps", type=int, default=200)
     ap.add_argument("--stage2-steps", type=int, default=200)
     ap.add_argument("--stage3-steps", type=int, default=30)
-    ap.add_argument("--perception-steps", type=int, default=0, help="stage-0 steps every row starts from (0: none)")
+    ap.add_argument("--perception-steps", type=int, default=150, help="stage-0 steps every row starts from (0: none)")
     ap.add_argument("--train-maps", type=int, default=3000)
     ap.add_argument("--out", default="runs/mirage-study")
     ap.add_argument("--data", default="data/vsp/tiny")
