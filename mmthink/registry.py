@@ -76,7 +76,7 @@ METHODS: dict[str, Method] = {
 
 # Verbs that belong to no method.
 SHARED_VERBS: dict[str, Verb] = {
-    "serve": Verb(None, "OpenAI-style HTTP server"),
+    "serve": Verb("mmthink.serve.cli:serve", "OpenAI-compatible HTTP server for any mmthink model"),
 }
 
 # Data generators of the shared task layer; methods add theirs in their rows.

@@ -148,6 +148,7 @@ class RowSettings:
     max_latent: int = 8
     min_latent: int = 0
     logprobs: Optional[int] = None
+    latent_mode: Optional[str] = None  # None: the batch's; model | zeros | noise (target needs the batch's targets)
 
 
 @dataclass
@@ -249,6 +250,9 @@ class DecodeBatch:
         self.temperature = torch.tensor([r.temperature for r in s], device=dev, dtype=torch.float32)
         self.top_p = torch.tensor([r.top_p for r in s], device=dev, dtype=torch.float32)
         self.uniform = len({(r.temperature, r.top_p) for r in s}) <= 1 and all(r.generator is None for r in s)
+        self.row_modes = {r.latent_mode or self.mode for r in s}
+        if not self.row_modes <= set(LATENT_MODES) or ("target" in self.row_modes and self.mode != "target"):
+            raise ValueError(f"a row's latent mode must be one of {LATENT_MODES[:3]} (target: the batch's only)")
         self.want_logprobs = max((r.logprobs for r in s if r.logprobs is not None), default=None)
 
     def drop(self, keys) -> None:
@@ -318,6 +322,9 @@ class DecodeBatch:
         st["in_block"] = torch.where(opening, 0, in_block + stay.long())
         st["in_latent"] = stay | opening
         vec = _latent_input(self.mode, hidden, self.targets, st["in_block"] - 1, self.generator)
+        for mode in self.row_modes - {self.mode}:  # rows asking for another latent ablation
+            rows_of = torch.tensor([(r.latent_mode or self.mode) == mode for r in self.settings], device=self.device)
+            vec = torch.where(rows_of[:, None], _latent_input(mode, hidden, None, None, self.generator), vec)
         inputs = torch.where(stay[:, None], vec, self.model.get_input_embeddings()(token)).unsqueeze(1)
         self.step_keys, self.step_inputs = list(self.keys), inputs  # what each row would be fed next
         keep = (~done).nonzero().squeeze(-1)
