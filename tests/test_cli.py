@@ -57,7 +57,7 @@ def test_env_reports_versions_devices_and_offline_flags(cli):
     assert "nf4 round-trip" in res.stdout or "not installed" in res.stdout
 
 
-@pytest.mark.parametrize("command", ["serve", "video-explore"])
+@pytest.mark.parametrize("command", ["video-explore"])
 def test_unbuilt_commands_refuse(cli, command):
     res = cli(command)
     assert res.exit_code == 2 and "not implemented yet" in res.stderr

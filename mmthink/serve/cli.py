@@ -65,7 +65,12 @@ def serve(
     from mmthink.serve.model import load_served
     from mmthink.serve.telemetry import Telemetry
 
+    from mmthink.models.loading import resolve_path
+    from mmthink.serve.model import read_mode
+
     ModelConfig(name=model, dtype=dtype).check()
+    resolve_path(model)  # refused before binding: a path that is not there, a run folder instead of its model
+    read_mode(model, recipe)
     _check_port(host, port)
     telemetry = Telemetry()
     app = create_app(api_key=api_key or os.environ.get("MMTHINK_API_KEY") or None, telemetry=telemetry)

@@ -118,7 +118,8 @@ class Engine:
     def submit(self, request: Request) -> None:
         if request.n > self.max_concurrent:
             raise ValueError(f"n={request.n} is more than the server decodes at once ({self.max_concurrent})")
-        if self._waiting.qsize() >= self.max_queue:
+        # Free rows admit at the next step; beyond them at most max_queue requests wait.
+        if self._waiting.qsize() >= self.max_queue + max(0, self.max_concurrent - self.running):
             raise Overloaded(f"the server is at capacity ({self.max_queue} requests waiting); retry later")
         self._waiting.put(request)
         self._wake.set()
