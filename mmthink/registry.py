@@ -35,6 +35,8 @@ class Method:
     dry_run: Optional[str] = None  # "module:function(cfg, runner.dryrun.Target) -> metrics" (``--dry-run``)
     verbs: dict = field(default_factory=dict)  # top-level commands of its own: name -> Verb
     data: dict = field(default_factory=dict)  # generators under ``mmthink data``: name -> Verb
+    # What it adds to ``mmthink serve``: option name -> "module:function(folder, model, tokenizer) -> scorer"
+    serve: dict = field(default_factory=dict)
 
 
 M = "mmthink.methods"
@@ -61,7 +63,8 @@ METHODS: dict[str, Method] = {
                           schema=f"{M}.thermometer.config:ThermometerRecipe",
                           dry_run=f"{M}.thermometer.pipeline:dry_run",
                           verbs={"calibrate": Verb(f"{M}.thermometer.cli:app",
-                                                   "Thermometer: calibrate an LM across tasks, apply it to new ones.")}),
+                                                   "Thermometer: calibrate an LM across tasks, apply it to new ones.")},
+                          serve={"calibrator": f"{M}.thermometer.serving:load"}),
     "edl": Method("consistent evidential deep learning", "edl.md",
                   schema=f"{M}.edl.config:EDLRecipe", train=f"{M}.edl.pipeline:train",
                   eval=f"{M}.edl.pipeline:evaluate", dry_run=f"{M}.edl.pipeline:dry_run"),
@@ -107,6 +110,14 @@ def data_generators() -> dict[str, Verb]:
     for m in METHODS.values():
         out.update(m.data)
     return out
+
+
+def serve_hook(option: str) -> str:
+    """The import path a method registered for ``mmthink serve --<option>``."""
+    for m in METHODS.values():
+        if option in m.serve:
+            return m.serve[option]
+    raise UserError(f"no method adds --{option} to mmthink serve")
 
 
 def names(action: str) -> list[str]:

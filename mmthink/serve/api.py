@@ -45,6 +45,9 @@ class _Body(BaseModel):
     # Mirage checkpoints: what fills the latent slots, and the latent steps before <|latent_end|> is forced.
     latent_mode: Optional[Literal["model", "zeros", "noise"]] = None
     latent_max_len: Optional[int] = Field(None, ge=0, le=64)
+    # Multiple choice (a server started with --calibrator): score these answers instead of generating;
+    # each choice of the response is one option with its calibrated "confidence".
+    options: Optional[list[str]] = Field(None, min_length=2, max_length=26)
 
 
 class ImageURL(BaseModel):
@@ -151,6 +154,7 @@ def create_app(served: Optional[Served] = None, engine=None, api_key: Optional[s
     async def info():
         s = app.state.served
         return {"model_id": s.name, "method": s.method or None, "latent_decoding": s.latent is not None,
+                "calibrated_choices": s.scorer is not None,
                 "image_input": s.is_vision, "max_input_tokens": s.max_input_tokens,
                 "max_total_tokens": s.max_total_tokens, "max_concurrent": app.state.engine.max_concurrent,
                 "max_queue": app.state.engine.max_queue, "max_body_bytes": max_body_bytes}
@@ -175,6 +179,14 @@ def create_app(served: Optional[Served] = None, engine=None, api_key: Optional[s
     async def chat(body: ChatBody, http: HTTPRequest):
         s = app.state.served
         _check_model(s, body.model)
+        if body.options is not None:
+            user = [m for m in body.messages if m.role == "user"]
+            if not user or not isinstance(user[-1].content, (str, type(None))) and \
+                    any(p.type != "text" for p in user[-1].content):
+                raise BadRequest("a multiple-choice request needs a last user message of text", "messages")
+            content = user[-1].content
+            question = content if isinstance(content, str) else "".join(p.text or "" for p in content)
+            return await _choose(app, body, question or "", chat=True)
         ids, vision = s.chat_prompt([m.model_dump() for m in body.messages])
         top = body.top_logprobs if body.logprobs else None
         if body.top_logprobs is not None and not body.logprobs:
@@ -186,6 +198,10 @@ def create_app(served: Optional[Served] = None, engine=None, api_key: Optional[s
     async def completions(body: CompletionBody, http: HTTPRequest):
         s = app.state.served
         _check_model(s, body.model)
+        if body.options is not None:
+            if not isinstance(body.prompt, str):
+                raise BadRequest("a multiple-choice request takes the question as a string prompt", "prompt")
+            return await _choose(app, body, body.prompt, chat=False)
         if isinstance(body.prompt, list):
             vocab = len(s.tokenizer)
             if not body.prompt or any(not 0 <= t < vocab for t in body.prompt):
@@ -276,6 +292,32 @@ async def _collect(request: Request, events: asyncio.Queue, http: HTTPRequest) -
     if any(c["finish"] == "error" for c in out.values()):
         raise HTTPException(500, "the decoding engine failed on this request")
     return out
+
+
+async def _choose(app, body: _Body, question: str, chat: bool) -> dict:
+    """Score the request's options (Thermometer): one choice per option, in the request's order."""
+    s = app.state.served
+    if s.scorer is None:
+        raise BadRequest("options need a server started with --calibrator (a Thermometer calibrator)", "options")
+    if any(not o.strip() for o in body.options):
+        raise BadRequest("options must be non-empty strings", "options")
+    try:
+        scored = await asyncio.to_thread(s.scorer.score, question, list(body.options))
+    except ValueError as e:
+        raise BadRequest(str(e), "options") from None
+    choices = []
+    for i, option in enumerate(body.options):
+        choice = {"index": i, "finish_reason": "stop", "logprobs": None, "confidence": scored["confidence"][i],
+                  "probability": scored["probability"][i], "score": scored["scores"][i]}
+        choice.update({"message": {"role": "assistant", "content": option}} if chat else {"text": option})
+        choices.append(choice)
+    best = max(range(len(choices)), key=lambda i: scored["confidence"][i])
+    prompt_tokens = len(s.encode(question))
+    return {"id": ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex,
+            "object": "chat.completion" if chat else "text_completion", "created": int(time.time()), "model": s.name,
+            "choices": choices, "calibration": {"temperature": scored["temperature"], "answer": best,
+                                                "scoring": scored["scoring"]},
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 0, "total_tokens": prompt_tokens}}
 
 
 def _usage(request: Request, completion: int) -> dict:

@@ -8,8 +8,11 @@ import socket
 import threading
 from typing import Optional
 
+from pathlib import Path
+
 import typer
 
+from mmthink import registry
 from mmthink.commands import user_errors
 from mmthink.errors import UserError
 
@@ -53,6 +56,8 @@ def serve(
                                                     help="The name clients send as 'model' (default: --model)"),
     allow_local_files: bool = typer.Option(False, "--allow-local-files",
                                            help="Accept image_url parts naming a file on this machine"),
+    calibrator: Optional[str] = typer.Option(None, "--calibrator", help="A Thermometer calibrator folder (calibrate "
+                                             "fit): multiple-choice requests ('options') get calibrated confidences"),
 ):
     """OpenAI-compatible HTTP server (chat, completions, streaming, logprobs) for any mmthink model."""
     try:
@@ -71,6 +76,8 @@ def serve(
     ModelConfig(name=model, dtype=dtype).check()
     resolve_path(model)  # refused before binding: a path that is not there, a run folder instead of its model
     read_mode(model, recipe)
+    if calibrator is not None and not Path(calibrator).is_dir():
+        raise UserError(f"calibrator folder not found: {calibrator}")
     _check_port(host, port)
     telemetry = Telemetry()
     app = create_app(api_key=api_key or os.environ.get("MMTHINK_API_KEY") or None, telemetry=telemetry)
@@ -81,6 +88,9 @@ def serve(
         try:
             served = load_served(model, recipe, dtype, max_input_tokens, max_total_tokens, allow_local_files,
                                  served_model_name)
+            if calibrator is not None:
+                served.scorer = registry.load(registry.serve_hook("calibrator"))(calibrator, served.model,
+                                                                                  served.tokenizer)
             app.state.served = served
             app.state.engine = start_engine(served, max_concurrent, max_queue, telemetry)
             typer.echo(f"mmthink serve: '{served.name}' ready on http://{host}:{port}/v1"

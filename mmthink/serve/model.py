@@ -79,6 +79,7 @@ class Served:
         self.latent_defaults = latent_defaults
         self.max_input_tokens, self.max_total_tokens = max_input_tokens, max_total_tokens
         self.allow_local_files = allow_local_files
+        self.scorer = None  # a method's multiple-choice scorer (--calibrator): .score(question, options) -> dict
         self.latent = None
         if latent_defaults is not None:
             from mmthink.ops.latent import LatentTokens

@@ -78,7 +78,9 @@ def fit_calibrator(cfg: ThermometerRecipe, command: Sequence[str] = ()) -> dict:
         model, history = train_thermometer(tasks, cfg.thermometer, cfg.logging.progress, log.log, cfg.device)
     finally:
         log.close()
-    save_calibrator(out / "calibrator", model, training_record(cfg.thermometer, tasks, history))
+    # How the features and option scores were made: a server applying the calibrator scores the same way.
+    features = {"model": cfg.model.name, "scoring": cfg.features.scoring, "chat": cfg.features.chat}
+    save_calibrator(out / "calibrator", model, {**training_record(cfg.thermometer, tasks, history), "features": features})
     result = {"calibrator": str(out / "calibrator"), "best_step": history.get("best_step"),
               "best_val_nll": history.get("best_val_nll")}
     if cfg.eval.loto:
