@@ -372,7 +372,7 @@ def prompt_logprobs(served: Served, ids: list, top: int) -> list:
 def _response(request, choices, body, rid, created, chat, s: Served, tel, echo, logprobs):
     completion = sum(c["completion_tokens"] for c in choices.values())
     tel.finished(request, completion)
-    prompt_text = s.tokenizer.decode(request.prompt_ids) if echo else ""
+    prompt_text = s.tokenizer.decode(request.prompt_ids, skip_special_tokens=request.skip_special_tokens) if echo else ""
     prompt_lp = prompt_logprobs(s, request.prompt_ids, logprobs) if echo and logprobs is not None else None
     out = []
     for i, c in sorted(choices.items()):

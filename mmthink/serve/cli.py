@@ -52,6 +52,7 @@ def serve(
     max_total_tokens: Optional[int] = typer.Option(None, "--max-total-tokens", min=2,
                                                    help="Prompt + completion limit (default: the model's context)"),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16 | auto"),
+    device: str = typer.Option("auto", "--device", help="auto (a GPU when one is visible) | cpu | cuda | cuda:N"),
     served_model_name: Optional[str] = typer.Option(None, "--served-model-name",
                                                     help="The name clients send as 'model' (default: --model)"),
     allow_local_files: bool = typer.Option(False, "--allow-local-files",
@@ -87,7 +88,7 @@ def serve(
     def load():
         try:
             served = load_served(model, recipe, dtype, max_input_tokens, max_total_tokens, allow_local_files,
-                                 served_model_name)
+                                 served_model_name, device)
             if calibrator is not None:
                 served.scorer = registry.load(registry.serve_hook("calibrator"))(calibrator, served.model,
                                                                                   served.tokenizer)

@@ -311,3 +311,22 @@ def test_the_command_serves_until_interrupted(tmp_path):
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err  # Ctrl-C: a graceful shutdown, then the shell's code for SIGINT
     assert "ready on" in err and "shutdown complete" in err
+
+
+def test_health_is_503_while_the_model_loads():
+    server, url = serve_in_thread(create_app(None, None, api_key=KEY))
+    try:
+        r = httpx.get(url + "/health")
+        assert r.status_code == 503 and r.json()["error"]["type"] == "service_unavailable"
+        assert _post(url, "/v1/completions", {"model": "m", "prompt": "x"}).status_code == 503
+    finally:
+        server.should_exit = True
+
+
+def test_special_tokens_are_hidden_unless_asked(client):
+    # e.g. Satori's meta-action tokens are special tokens: hidden by default, shown with skip_special_tokens=false
+    shown = client.completions.create(model="tiny-llama", prompt="<|im_start|>hi", max_tokens=1, echo=True,
+                                      extra_body={"skip_special_tokens": False})
+    hidden = client.completions.create(model="tiny-llama", prompt="<|im_start|>hi", max_tokens=1, echo=True)
+    assert shown.choices[0].text.startswith("<|im_start|>hi")
+    assert hidden.choices[0].text.startswith("hi")
