@@ -54,13 +54,19 @@ class LatentOutput:
     inputs_embeds: "object" = None  # (B, T-1, H) what was fed after the prompt (with return_inputs)
 
 
+def decoder(model):
+    """The decoder stack under the LM head (``*ForCausalLM.model``), through a peft wrapper when there is one."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.model
+
+
 def prefill_positions(model, input_ids, attention_mask, image_grid_thw=None, mm_token_type_ids=None):
     """Position ids of a left-padded prompt and each row's next position.
 
     Text LMs: p_t = (number of real tokens before t). Qwen-VL with images: the model's own 3-D M-RoPE
     ids (image tokens share compressed positions), shape (3, B, L); the next position is max + 1.
     """
-    base = model.model
+    base = decoder(model)
     if image_grid_thw is not None and hasattr(base, "get_rope_index"):
         pos, _ = base.get_rope_index(input_ids, mm_token_type_ids=mm_token_type_ids,
                                      image_grid_thw=image_grid_thw, attention_mask=attention_mask)
@@ -73,7 +79,7 @@ def prefill_positions(model, input_ids, attention_mask, image_grid_thw=None, mm_
 
 
 def _uses_mrope(model) -> bool:
-    return hasattr(model.model, "get_rope_index")
+    return hasattr(decoder(model), "get_rope_index")
 
 
 def _step_positions(model, next_pos):
@@ -206,7 +212,7 @@ class DecodeBatch:
         g = shared_prefix if shared_prefix > 1 and not vision_inputs and batch % shared_prefix == 0 else 1
         pos, next_pos = prefill_positions(model, input_ids[::g], attention_mask[::g], vision_inputs.get("image_grid_thw"),
                                           vision_inputs.get("mm_token_type_ids"))
-        out = model.model(input_ids=input_ids[::g], attention_mask=attention_mask[::g], position_ids=pos, cache=cache,
+        out = decoder(model)(input_ids=input_ids[::g], attention_mask=attention_mask[::g], position_ids=pos, cache=cache,
                           use_cache=True, **vision_inputs)
         hidden = out.last_hidden_state[:, -1]
         if g > 1:
@@ -335,7 +341,7 @@ class DecodeBatch:
             inputs = inputs[keep]
         st = self.state
         st["mask"] = torch.cat([st["mask"], torch.ones_like(st["mask"][:, :1])], dim=1)
-        out = self.model.model(inputs_embeds=inputs, attention_mask=st["mask"],
+        out = decoder(self.model)(inputs_embeds=inputs, attention_mask=st["mask"],
                                position_ids=_step_positions(self.model, st["next_pos"]), cache=self.cache, use_cache=True)
         st["next_pos"] = st["next_pos"] + 1
         st["hidden"] = out.last_hidden_state[:, -1]

@@ -53,6 +53,8 @@ def serve(
                                                    help="Prompt + completion limit (default: the model's context)"),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16 | auto"),
     device: str = typer.Option("auto", "--device", help="auto (a GPU when one is visible) | cpu | cuda | cuda:N"),
+    bits: Optional[int] = typer.Option(None, "--bits", help="Load the weights in 4 or 8 bits (bitsandbytes), e.g. "
+                                       "the base of a QLoRA adapter folder"),
     served_model_name: Optional[str] = typer.Option(None, "--served-model-name",
                                                     help="The name clients send as 'model' (default: --model)"),
     allow_local_files: bool = typer.Option(False, "--allow-local-files",
@@ -74,7 +76,9 @@ def serve(
     from mmthink.models.loading import resolve_path
     from mmthink.serve.model import read_mode
 
-    ModelConfig(name=model, dtype=dtype).check()
+    from mmthink.models.config import QuantizationConfig
+
+    ModelConfig(name=model, dtype=dtype, quantization=QuantizationConfig(bits=bits)).check()
     resolve_path(model)  # refused before binding: a path that is not there, a run folder instead of its model
     read_mode(model, recipe)
     if calibrator is not None and not Path(calibrator).is_dir():
@@ -88,7 +92,7 @@ def serve(
     def load():
         try:
             served = load_served(model, recipe, dtype, max_input_tokens, max_total_tokens, allow_local_files,
-                                 served_model_name, device)
+                                 served_model_name, device, bits)
             if calibrator is not None:
                 served.scorer = registry.load(registry.serve_hook("calibrator"))(calibrator, served.model,
                                                                                   served.tokenizer)

@@ -166,11 +166,11 @@ class Served:
 
 def load_served(name: str, recipe: Optional[str], dtype: str, max_input_tokens: Optional[int],
                 max_total_tokens: Optional[int], allow_local_files: bool, served_name: Optional[str] = None,
-                device: str = "cpu") -> Served:
+                device: str = "cpu", bits: Optional[int] = None) -> Served:
     """Load ``name`` (preset, run model folder, LoRA adapter folder or hub id) through the shared model layer."""
     import torch
 
-    from mmthink.models.config import ModelConfig
+    from mmthink.models.config import ModelConfig, QuantizationConfig
     from mmthink.models.loading import load_model
 
     if device == "auto":
@@ -178,8 +178,12 @@ def load_served(name: str, recipe: Optional[str], dtype: str, max_input_tokens: 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA device is visible")
     method, latent = read_mode(name, recipe)
-    loaded = load_model(ModelConfig(name=name, dtype=dtype), train=False)
-    loaded.model.to(device).eval()
+    cfg = ModelConfig(name=name, dtype=dtype, quantization=QuantizationConfig(bits=bits))
+    cfg.check()
+    loaded = load_model(cfg, train=False)
+    if bits is None:  # bitsandbytes places quantised weights itself
+        loaded.model.to(device)
+    loaded.model.eval()
     context = getattr(loaded.model.config, "max_position_embeddings", None) or 4096
     text_config = getattr(loaded.model.config, "text_config", None)
     if text_config is not None:

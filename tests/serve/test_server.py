@@ -330,3 +330,25 @@ def test_special_tokens_are_hidden_unless_asked(client):
     hidden = client.completions.create(model="tiny-llama", prompt="<|im_start|>hi", max_tokens=1, echo=True)
     assert shown.choices[0].text.startswith("<|im_start|>hi")
     assert hidden.choices[0].text.startswith("hi")
+
+
+def test_lora_and_qlora_adapter_folders_are_served(tmp_path, cli):
+    tiny = "recipes/tiny/sft.yaml"
+    common = ["runner.max_steps=2", "runner.save_every=0", "data.eval_file=null", "logging.progress=none"]
+    assert cli("train", "sft", "--recipe", tiny, "model.lora.enabled=true", *common,
+               f"output_dir={tmp_path / 'lora'}").exit_code == 0
+    assert cli("train", "sft", "--recipe", tiny, "model.lora.enabled=true", "model.quantization.bits=4", *common,
+               f"output_dir={tmp_path / 'qlora'}").exit_code == 0
+    texts = {}
+    for name, bits in ((tmp_path / "lora" / "adapter", None), (tmp_path / "lora" / "model", None),
+                       (tmp_path / "qlora" / "adapter", 4)):
+        served = load_served(str(name), None, "float32", None, 256, False, served_name="m", bits=bits)
+        server, engine, url = _start(served)
+        try:
+            r = _post(url, "/v1/completions", {"model": "m", "prompt": "1 + 1 =", "max_tokens": 5, "temperature": 0})
+            assert r.status_code == 200, r.text
+            texts[(name.parent.name, name.name)] = r.json()["choices"][0]["text"]
+        finally:
+            server.should_exit = True
+            engine.close()
+    assert texts[("lora", "adapter")] == texts[("lora", "model")]  # the adapter on its base = the merged model
