@@ -165,7 +165,10 @@ def test_tokenize_info_and_metrics(text_server):
     served, _, url = text_server
     r = _post(url, "/tokenize", {"prompt": "one two"}).json()
     assert r["tokens"] == served.encode("one two") and r["count"] == len(r["tokens"])
-    info = httpx.get(url + "/info", headers={"authorization": f"Bearer {KEY}"}).json()
+    tagged = httpx.get(url + "/info", headers={"authorization": f"Bearer {KEY}", "x-request-id": "abc-1"})
+    assert tagged.headers["x-request-id"] == "abc-1"  # a client's request id comes back; otherwise one is made
+    assert len(httpx.get(url + "/health").headers["x-request-id"]) == 32
+    info = tagged.json()
     assert info["max_total_tokens"] == 512 and info["latent_decoding"] is False
     _post(url, "/v1/completions", {"model": "tiny-llama", "prompt": "x", "max_tokens": 2})
     text = httpx.get(url + "/metrics").text
