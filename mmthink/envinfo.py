@@ -50,4 +50,7 @@ def report() -> dict:
     for var in OFFLINE_VARS:
         out[var] = os.environ.get(var, "unset")
     out["cache dir"] = str(cache_dir())
+    from mmthink.tasks.sandbox import describe
+
+    out["code sandbox"] = describe()
     return out
