@@ -108,6 +108,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/mirage-study")
     ap.add_argument("--data", default="data/vsp/tiny")
     ap.add_argument("--results", default="docs/results.md")
+    ap.add_argument("--section", default="mirage-study", help="the marker name of the section it writes")
     args = ap.parse_args()
     data, t0 = Path(args.data), time.time()
     if not (data / "train.jsonl").is_file():
@@ -126,12 +127,13 @@ def main() -> None:
         table.append(f"| {label} | {sum(accs) / len(accs):.3f} | " + " / ".join(f"{a:.2f}" for a in accs)
                      + f" | {sum(invalid) / len(invalid):.3f} | {sum(steps) / len(steps):.1f} |")
     start = f"the stage-0 perception model ({args.perception_steps} steps)" if args.perception_steps else "the random tiny VLM"
-    write_section(Path(args.results), "mirage-study", [
-        "## Mirage on generated 3x3 VSP planning (toy scale)",
+    start_words = "a shared perception start" if args.perception_steps else "no perception stage"
+    write_section(Path(args.results), args.section, [
+        f"## Mirage on generated 3x3 VSP planning (toy scale, {start_words})",
         "",
         f"Command: `python benchmarks/mirage_study.py --seeds {' '.join(map(str, args.seeds))} --stage1-steps "
         f"{args.stage1_steps} --stage2-steps {args.stage2_steps} --stage3-steps {args.stage3_steps} "
-        f"--perception-steps {args.perception_steps}` ({time.time() - t0:.0f} s for the runs not reused, 2 CPU "
+        f"--perception-steps {args.perception_steps} --section {args.section}` ({time.time() - t0:.0f} s for the runs not reused, 2 CPU "
         f"cores). tiny-qwen2.5-vl (random init; frozen random vision tower with its 2-D position code) from "
         f"{start}; {args.train_maps} generated 3x3 training maps, the one-line prompt, 100 test maps; "
         f"{args.stage1_steps + args.stage2_steps} optimiser steps of batch 64 for every trained row (Mirage: "
