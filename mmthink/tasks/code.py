@@ -15,6 +15,7 @@ import ast
 import gzip
 import json
 import random
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Optional
@@ -212,3 +213,18 @@ def bugfix_tasks(problems: list[dict], seed: int = 0, per_problem: int = 1, trie
                          "buggy_score": result.score})
             found += 1
     return rows
+
+
+_FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|$)", re.S)
+
+
+def program_from(problem: dict, text: str) -> str:
+    """The program to grade for a model's answer: the last fenced code block (or the whole text); when it
+    defines the entry point it stands alone (after the prompt's imports), else it completes the prompt."""
+    blocks = _FENCE.findall(text)
+    code = blocks[-1] if blocks else text
+    if f"def {problem['entry_point']}(" in code:
+        imports = "\n".join(line for line in problem["prompt"].splitlines()
+                            if line.startswith(("import ", "from ")))
+        return f"{imports}\n{code}" if imports else code
+    return solution(problem, code)

@@ -43,6 +43,10 @@ def test_an_endpoint_gives_what_local_decoding_gives_greedy(served):
         remote = EndpointSampler(url + "/v1", "tiny-llama").sample(PROMPTS, 2, 6, temperature=0.0)
         local = LocalSampler(served.model, served.tokenizer).sample(PROMPTS, 2, 6, temperature=0.0)
         assert remote == local
+        # sampled too: the endpoint seeds choice j of prompt i as local decoding does
+        remote = EndpointSampler(url + "/v1", "tiny-llama").sample(PROMPTS, 3, 6, temperature=1.0, seed=11)
+        local = LocalSampler(served.model, served.tokenizer).sample(PROMPTS, 3, 6, temperature=1.0, seed=11)
+        assert remote == local and len({t for c in local for t in c}) > 3
         with pytest.raises(UserError, match="answered 404"):
             EndpointSampler(url + "/v1", "other").sample(PROMPTS, 1, 2)
     finally:

@@ -1,0 +1,12 @@
+"""EvoScale (Satori-SWE, arXiv 2505.23604): evolutionary test-time scaling. Built: the inference loop
+(``mmthink eval evoscale``) with best-of-N and greedy baselines; not yet: mutation SFT and RL.
+
+Paper term → recipe field → code:
+  budget N = M x T samples                       evo.m, evo.t          search.evolve
+  conditioning set E^t: top-K of iteration t     evo.k                 search.top_k, search.conditioning_prompt
+  mutation: y ~ pi(. | x, E^t)                   sampler.temperature   search.evolve
+  score R (tests / constraints)                  evo.scorer            tasks.scorer
+  self-evolve (no scorer: random K, last sample) evo.scorer            search.evolve, search.final_answers
+  best-of-N baseline at equal budget             eval.baselines        search.best_of_n
+  samples to reach a target score                eval.baselines        search.samples_to_reach
+"""
