@@ -73,7 +73,7 @@ class ChatBody(_Body):
 
 
 class CompletionBody(_Body):
-    prompt: Union[str, list[int]]
+    prompt: Union[str, list[int], list[str], list[list[int]]]  # several prompts: choices i * n + j
     logprobs: Optional[int] = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     echo: bool = False
     max_tokens: Optional[int] = Field(16, ge=1)  # OpenAI's default for completions
@@ -202,16 +202,32 @@ def create_app(served: Optional[Served] = None, engine=None, api_key: Optional[s
             if not isinstance(body.prompt, str):
                 raise BadRequest("a multiple-choice request takes the question as a string prompt", "prompt")
             return await _choose(app, body, body.prompt, chat=False)
-        if isinstance(body.prompt, list):
-            vocab = len(s.tokenizer)
-            if not body.prompt or any(not 0 <= t < vocab for t in body.prompt):
-                raise BadRequest(f"prompt token ids must be a non-empty list within [0, {vocab})", "prompt")
-            ids = list(body.prompt)
-        else:
-            ids = s.encode(body.prompt)
-        return await _generate(app, http, body, ids, None, body.max_tokens, body.logprobs, chat=False)
+        prompts = body.prompt if isinstance(body.prompt, list) and body.prompt and \
+            isinstance(body.prompt[0], (str, list)) else [body.prompt]
+        ids = [_prompt_ids(s, p) for p in prompts]
+        if len(ids) == 1:
+            return await _generate(app, http, body, ids[0], None, body.max_tokens, body.logprobs, chat=False)
+        if body.stream:
+            raise BadRequest("stream takes one prompt", "prompt")
+        parts = await asyncio.gather(*(_generate(app, http, body, i, None, body.max_tokens, body.logprobs, chat=False)
+                                       for i in ids))
+        merged = dict(parts[0], choices=[], usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+        for k, part in enumerate(parts):  # OpenAI's order: prompt k's choices at k * n + j
+            merged["choices"] += [dict(c, index=k * body.n + c["index"]) for c in part["choices"]]
+            for key in merged["usage"]:
+                merged["usage"][key] += part["usage"][key]
+        return merged
 
     return app
+
+
+def _prompt_ids(s: Served, prompt) -> list:
+    if isinstance(prompt, str):
+        return s.encode(prompt)
+    vocab = len(s.tokenizer)
+    if not prompt or any(not 0 <= t < vocab for t in prompt):
+        raise BadRequest(f"prompt token ids must be a non-empty list within [0, {vocab})", "prompt")
+    return list(prompt)
 
 
 def _check_model(served: Served, name: Optional[str]) -> None:

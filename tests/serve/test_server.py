@@ -355,3 +355,12 @@ def test_lora_and_qlora_adapter_folders_are_served(tmp_path, cli):
             server.should_exit = True
             engine.close()
     assert texts[("lora", "adapter")] == texts[("lora", "model")]  # the adapter on its base = the merged model
+
+
+def test_several_prompts_in_one_completion_request(client):
+    both = client.completions.create(model="tiny-llama", prompt=["one two", "three"], max_tokens=4, temperature=0, n=2)
+    assert [c.index for c in both.choices] == [0, 1, 2, 3]
+    for k, prompt in enumerate(["one two", "three"]):
+        alone = client.completions.create(model="tiny-llama", prompt=prompt, max_tokens=4, temperature=0)
+        assert both.choices[2 * k].text == alone.choices[0].text == both.choices[2 * k + 1].text
+    assert both.usage.completion_tokens == 16
