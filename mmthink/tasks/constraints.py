@@ -90,8 +90,9 @@ def make_problem(rng: random.Random, length: int = 5, n_constraints: int = 5, in
         if key not in seen:
             seen.add(key)
             constraints.append(c)
+    # prompt + completion (the hidden solution, boxed): the rows train classical SFT as they are (train sft)
     return {"id": f"digits-{index}", "length": length, "constraints": constraints, "solution": xs,
-            "prompt": prompt_text(length, constraints)}
+            "prompt": prompt_text(length, constraints), "completion": "\\boxed{" + ", ".join(map(str, xs)) + "}"}
 
 
 def generate(n: int, seed: int = 0, length: int = 5, n_constraints: int = 5) -> list[dict]:

@@ -9,7 +9,7 @@ def test_every_problem_is_satisfied_by_its_hidden_solution():
     for p in generate(200, seed=3):
         assert all(holds(c, p["solution"]) for c in p["constraints"])
         box = "\\boxed{" + ", ".join(map(str, p["solution"])) + "}"
-        assert score(p, "so " + box) == 1.0 and well_formed(p, box)
+        assert score(p, "so " + box) == 1.0 and well_formed(p, box) and p["completion"] == box
 
 
 def test_partial_credit_and_malformed_answers():
