@@ -1,5 +1,6 @@
-"""EvoScale (Satori-SWE, arXiv 2505.23604): evolutionary test-time scaling. Built: the inference loop
-(``mmthink eval evoscale``) with best-of-N and greedy baselines; not yet: mutation SFT and RL.
+"""EvoScale (Satori-SWE, arXiv 2505.23604): evolutionary test-time scaling. ``mmthink eval evoscale``:
+the inference loop with best-of-N and greedy baselines; ``mmthink train evoscale``: classical SFT,
+mutation SFT and RL with the improvement reward (``train.py``).
 
 Paper term → recipe field → code:
   budget N = M x T samples                       evo.m, evo.t          search.evolve
@@ -9,4 +10,7 @@ Paper term → recipe field → code:
   self-evolve (no scorer: random K, last sample) evo.scorer            search.evolve, search.final_answers
   best-of-N baseline at equal budget             eval.baselines        search.best_of_n
   samples to reach a target score                eval.baselines        search.samples_to_reach
+  classical SFT: x -> y                          sft.optim, sft.runner  train.train
+  mutation SFT: (x, E) -> better y, E from SFT   mutation.problems     train.conditioned_rows
+  RL reward R(x,y) - R(x,y') - lambda F(y)       shaping.baseline, shaping.format_penalty  rewards.shaped_reward
 """

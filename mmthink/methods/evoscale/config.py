@@ -6,7 +6,10 @@ from typing import List, Optional
 from mmthink.config import choice
 from mmthink.errors import UserError
 from mmthink.models.config import ModelConfig
+from mmthink.rl.config import RLConfig
+from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig
 
+STAGES = ("sft", "mutation", "rl")  # classical SFT, mutation SFT, RL with the improvement reward
 SCORERS = ("tests", "none")  # the task's own graded score (tests / constraints), or none (self-evolve)
 BASELINES = ("best_of_n", "greedy")
 
@@ -40,14 +43,48 @@ class EvalSettings:
 
 
 @dataclass
+class TrainData:
+    train_file: str = ""  # rows with prompt + completion (mmthink data digits) or HumanEval-style rows
+    limit: Optional[int] = None
+
+
+@dataclass
+class SFTStage:
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-5))
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    max_length: int = 512
+
+
+@dataclass
+class MutationStage(SFTStage):
+    # The conditioning set E of each training problem: K outputs sampled from the classical-SFT model.
+    problems: Optional[int] = None  # training problems turned into (x, E) -> better rows; null: all
+    temperature: float = 1.0
+    max_new_tokens: int = 64
+
+
+@dataclass
+class Shaping:
+    baseline: str = "max"  # R(x, y') of the conditioning set: max | mean
+    format_penalty: float = 0.5  # lambda: R(x, y) - R(x, y') - lambda F(y), F = 1 for a malformed answer
+
+
+@dataclass
 class EvoScaleRecipe:
     method: str = "evoscale"
     output_dir: str = "runs/evoscale"
     seed: int = 0
+    stages: List[str] = field(default_factory=lambda: ["sft", "mutation", "rl"])  # train evoscale
     model: ModelConfig = field(default_factory=ModelConfig)
+    data: TrainData = field(default_factory=TrainData)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     evo: EvoConfig = field(default_factory=EvoConfig)
     eval: EvalSettings = field(default_factory=EvalSettings)
+    sft: SFTStage = field(default_factory=SFTStage)
+    mutation: MutationStage = field(default_factory=MutationStage)
+    rl: RLConfig = field(default_factory=RLConfig)
+    shaping: Shaping = field(default_factory=Shaping)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def check(self, world_size: int = 1) -> None:
         if self.method != "evoscale":
@@ -70,3 +107,27 @@ class EvoScaleRecipe:
         if self.eval.timeout_s <= 0:
             raise UserError(f"recipe key 'eval.timeout_s' must be > 0; got {self.eval.timeout_s}")
         self.model.check()
+
+    def check_training(self, world_size: int = 1) -> None:
+        self.check(world_size)
+        if not self.stages or any(s not in STAGES for s in self.stages) or len(set(self.stages)) != len(self.stages):
+            raise UserError(f"recipe key 'stages' must list distinct stages of {', '.join(STAGES)} in order; "
+                            f"got {self.stages}")
+        if self.stages != [s for s in STAGES if s in self.stages]:
+            raise UserError(f"recipe key 'stages' must keep the order {', '.join(STAGES)}; got {self.stages}")
+        if not self.data.train_file:
+            raise UserError("recipe key 'data.train_file' is required")
+        choice("shaping.baseline", self.shaping.baseline, ["max", "mean"])
+        if self.shaping.format_penalty < 0:
+            raise UserError(f"recipe key 'shaping.format_penalty' must be >= 0; got {self.shaping.format_penalty}")
+        for name in ("sft", "mutation"):
+            stage = getattr(self, name)
+            stage.optim.check()
+            stage.runner.check(world_size)
+            if stage.max_length < 2:
+                raise UserError(f"recipe key '{name}.max_length' must be >= 2; got {stage.max_length}")
+        if not 0.0 < self.mutation.temperature <= 2.0:
+            raise UserError(f"recipe key 'mutation.temperature' must be in (0, 2]; got {self.mutation.temperature}")
+        self.rl.check(world_size)
+        self.logging.check()
+        self.model.check_output(self.output_dir)
