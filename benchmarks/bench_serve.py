@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=96)
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--device", default="auto", help="auto (a GPU when one is visible) | cpu | cuda")
     args = ap.parse_args()
 
     import torch
@@ -94,19 +95,21 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    served = load_served(args.model, None, "float32", None, None, False)
+    served = load_served(args.model, None, "float32", None, None, False, device=args.device)
     bodies = [{"model": served.name, "prompt": f"Request number {i}: " + "tell me more " * (1 + i % 5),
                "max_tokens": args.new_tokens, "temperature": 0.7, "seed": i, "stream": True,
                "stream_options": {"include_usage": True}} for i in range(args.requests)]
     rows = {"one at a time (max-concurrent 1)": measure(served, 1, bodies, args.clients),
             f"batched (max-concurrent {args.clients})": measure(served, args.clients, bodies, args.clients)}
     base, fast = rows.values()
-    print(f"model {args.model}, {args.requests} requests x {args.new_tokens} tokens, {args.clients} concurrent "
-          f"clients, torch threads {torch.get_num_threads()}")
+    print(f"model {args.model} on {served.model.device}, {args.requests} requests x {args.new_tokens} tokens, "
+          f"{args.clients} concurrent clients, torch threads {torch.get_num_threads()}")
     print(f"{'server':36s} {'req/s':>8s} {'tok/s':>9s} {'TTFT p50':>9s} {'TTFT p90':>9s} {'wall s':>8s}")
     for name, r in rows.items():
         print(f"{name:36s} {r['requests_per_s']:8.2f} {r['tokens_per_s']:9.1f} {r['ttft_p50_s']:9.3f} "
               f"{r['ttft_p90_s']:9.3f} {r['wall_s']:8.1f}")
+    print("RESULT " + json.dumps({"batched": fast, "one_at_a_time": base,
+                                  "ratio_requests_per_s": fast["requests_per_s"] / base["requests_per_s"]}))
     print(f"batched / one at a time: {fast['requests_per_s'] / base['requests_per_s']:.2f}x requests/s, "
           f"{fast['tokens_per_s'] / base['tokens_per_s']:.2f}x tokens/s, "
           f"TTFT p50 {fast['ttft_p50_s'] / base['ttft_p50_s']:.2f}x")

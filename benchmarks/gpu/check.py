@@ -12,7 +12,8 @@ does not stop the others; parts are skipped once ``--budget-s`` is spent):
 3. ``qlora_step``: one 4-bit QLoRA step of the Qwen2.5-Math-7B widths (``--qlora-layers`` decoder
    layers, 28 = the full model) with the peak memory; needs bitsandbytes.
 4. ``sft_smollm2`` / ``rl_smollm2``: the SFT and RL step benchmarks on SmolLM2-135M in bf16.
-5. ``pytest_gpu``: the test suite's ``gpu`` marker.
+5. ``serve_smollm2``: ``mmthink serve`` batched against one row at a time (16 clients, SmolLM2-135M).
+6. ``pytest_gpu``: the test suite's ``gpu`` marker.
 
 ``--dry-run`` runs every part with tiny shapes on the CPU (CI does, so the script cannot rot).
 Usage: benchmarks/gpu/check.sh [--dry-run] [--out FILE]
@@ -225,12 +226,28 @@ def rl_smollm2(args, torch, device, info) -> dict:
     return {"status": "ok" if rc == 0 else "failed", "model": model, "tail": tail[-600:]}
 
 
+def serve_smollm2(args, torch, device, info) -> dict:
+    """mmthink serve's continuous batching against one row at a time (benchmarks/bench_serve.py)."""
+    model = "tiny-llama" if args.dry_run else "smollm2-135m-instruct"
+    size = ["--requests", "8", "--new-tokens", "4", "--clients", "4"] if args.dry_run else \
+        ["--requests", "128", "--new-tokens", "64", "--clients", "16"]
+    rc, tail = _command([sys.executable, "benchmarks/bench_serve.py", "--model", model, "--device", device, *size], 600)
+    lines = [line for line in tail.splitlines() if line.startswith("RESULT ")]
+    if rc != 0 or not lines:
+        return {"status": "failed", "tail": tail[-600:]}
+    result = json.loads(lines[-1][len("RESULT "):])
+    return {"model": model, "ratio_requests_per_s": round(result["ratio_requests_per_s"], 2),
+            "batched_tokens_per_s": round(result["batched"]["tokens_per_s"], 1),
+            "one_at_a_time_tokens_per_s": round(result["one_at_a_time"]["tokens_per_s"], 1),
+            "batched_ttft_p50_s": round(result["batched"]["ttft_p50_s"], 3)}
+
+
 def pytest_gpu(args, torch, device, info) -> dict:
     rc, tail = _command([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests"], 600)
     return {"status": "ok" if rc == 0 else "failed", "summary": tail.strip().splitlines()[-1] if tail.strip() else ""}
 
 
-PARTS = [mirage_stage1, latent_decode, qlora_step, sft_smollm2, rl_smollm2, pytest_gpu]
+PARTS = [mirage_stage1, latent_decode, qlora_step, sft_smollm2, rl_smollm2, serve_smollm2, pytest_gpu]
 
 
 def main() -> int:
