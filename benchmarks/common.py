@@ -36,3 +36,30 @@ def write_section(results: Path, name: str, lines: list[str], echo: bool = True)
     if echo:
         print(section)
     return section
+
+
+def run_key(*parts) -> str:
+    """What a study's run depends on: its arguments, the code's commit and any parent keys given."""
+    import hashlib
+    import json
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return hashlib.sha256(json.dumps([commit, *map(str, parts)]).encode()).hexdigest()
+
+
+def done_with(folder: Path, key: str, needs: str) -> bool:
+    """Whether ``folder`` holds a finished run (its file ``needs``) made with ``key``; a stale one is deleted."""
+    import json
+    import shutil
+
+    stamp = folder / "study.json"
+    if (folder / needs).is_file() and stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
+        return True
+    shutil.rmtree(folder, ignore_errors=True)
+    return False
+
+
+def mark_done(folder: Path, key: str) -> None:
+    import json
+
+    (folder / "study.json").write_text(json.dumps({"key": key}))
