@@ -7,7 +7,8 @@ pooled helper embeddings); stage 2 alone; and stage 3 (GRPO) on top of Mirage 1+
 gets the same optimiser budget (stage-1 + stage-2 steps, batch of recipes/tiny/mirage.yaml) from the
 same start (the random tiny VLM, or the stage-0 perception model when --perception-steps > 0), over
 each seed; the table gives the mean and each seed. A finished run is reused only when its overrides,
-the commit and the run it starts from are unchanged (stamped in its study.json); otherwise it is redone. Writes the table into docs/results.md between markers, beside the paper's numbers.
+the commit and the run it starts from are unchanged (``common.run_key``, stamped in its study.json);
+otherwise it is redone. Writes the table into docs/results.md between markers, beside the paper's numbers.
 
 Usage: python benchmarks/mirage_study.py [--seeds 0 1] [--stage1-steps 200] [--stage2-steps 200]
 """
@@ -15,15 +16,12 @@ Usage: python benchmarks/mirage_study.py [--seeds 0 1] [--stage1-steps 200] [--s
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
-from common import mmthink, write_section
+from common import done_with, mark_done, mmthink, run_key, write_section
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -31,37 +29,28 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 RECIPE = "recipes/tiny/mirage.yaml"
 
 
+def _parent(args) -> str:
+    """The stamp of the run a run starts from (its model.name), so that a redone parent redoes its children."""
+    start = [str(a).split("=", 1)[1] for a in args if str(a).startswith("model.name=")]
+    stamp = Path(start[-1]).parent / "study.json" if start else None
+    return stamp.read_text() if stamp is not None and stamp.is_file() else ""
+
+
 def _eval(checkpoint: Path, data: Path, out: Path, *overrides: str) -> dict:
-    stamp = _stamp([f"model.name={checkpoint}"], overrides)  # the trained run's stamp is its parent's
-    stamped = out / "study.json"
-    if not (out / "eval.json").is_file() or not stamped.is_file() or json.loads(stamped.read_text())["stamp"] != stamp:
-        shutil.rmtree(out, ignore_errors=True)
+    key = run_key("eval", checkpoint, *overrides, _parent([f"model.name={checkpoint}"]))
+    if not done_with(out, key, "eval.json"):
         mmthink("eval", "mirage", "--checkpoint", checkpoint, "--data", data / "test.jsonl", "--recipe", RECIPE,
                 "--out", out, *overrides)
-        (out / "study.json").write_text(json.dumps({"stamp": stamp}))
+        mark_done(out, key)
     return json.loads((out / "eval.json").read_text())
 
 
-def _stamp(common: list, overrides: tuple) -> str:
-    """What a run's result depends on: its overrides, the code's commit, and the stamp of the run it starts from."""
-    args = [*common, *overrides]
-    start = [a.split("=", 1)[1] for a in args if a.startswith("model.name=")]
-    parent = Path(start[-1]).parent / "study.json" if start else None
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    key = {"args": [str(a) for a in args], "commit": commit,
-           "parent": parent.read_text() if parent is not None and parent.is_file() else None}
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
 def _train(run: Path, common: list, *overrides: str) -> None:
-    """Train unless a run with the same stamp finished; a stale one (other settings or code) is deleted first."""
-    stamp = _stamp(common, overrides)
-    done = (run / "model" / "model.safetensors").is_file() and (run / "study.json").is_file()
-    if done and json.loads((run / "study.json").read_text())["stamp"] == stamp:
-        return
-    shutil.rmtree(run, ignore_errors=True)
-    mmthink("train", "mirage", *common, *overrides, f"output_dir={run}")
-    (run / "study.json").write_text(json.dumps({"stamp": stamp}))
+    """Train unless a run with the same key finished; a stale one (other settings, code or parent) is redone."""
+    key = run_key("train", *common, *overrides, _parent([*common, *overrides]))
+    if not done_with(run, key, "model/model.safetensors"):
+        mmthink("train", "mirage", *common, *overrides, f"output_dir={run}")
+        mark_done(run, key)
 
 
 def run_seed(args, seed: int, data: Path) -> dict:

@@ -19,6 +19,13 @@ from typing import Optional, Sequence
 from mmthink.errors import UserError
 
 
+def end_ids(tokenizer) -> tuple[list, int]:
+    """(ids that end a reply: EOS and the chat template's <|im_end|> when it has one, the pad id)."""
+    eos = sorted({i for i in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"))
+                  if isinstance(i, int) and i != tokenizer.unk_token_id})
+    return eos, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
+
+
 class LocalSampler:
     """Continuous batching over DecodeBatch: up to ``batch_rows`` rows decode together, finished rows
     are replaced by waiting ones between steps."""
@@ -41,9 +48,7 @@ class LocalSampler:
         from mmthink.ops.latent import DecodeBatch, RowSettings
 
         tok = self.tokenizer
-        eos = sorted({i for i in (tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"))
-                      if isinstance(i, int) and i != tok.unk_token_id})
-        pad = tok.pad_token_id if tok.pad_token_id is not None else eos[0]
+        eos, pad = end_ids(tok)
         device = self.model.get_input_embeddings().weight.device
         encoded = [self.encode(p) for p in prompts]
         pending = [(i, j) for i in range(len(prompts)) for j in range(n)]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from mmthink.ops.latent import DecodeBatch, LatentTokens, RowSettings
+from mmthink.ops.sampler import end_ids
 
 
 class Overloaded(Exception):
@@ -86,9 +87,7 @@ class Engine:
         self.max_concurrent, self.max_queue = max_concurrent, max_queue
         self.latent_mode, self.latent_stop = latent_mode, latent_stop
         self.on_step = on_step or (lambda running, waiting: None)  # metrics: rows decoding, requests waiting
-        self.eos = sorted({i for i in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"))
-                           if isinstance(i, int) and i != tokenizer.unk_token_id})
-        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos[0]
+        self.eos, self.pad = end_ids(tokenizer)
         self._waiting: "queue.Queue[Request]" = queue.Queue()
         self._wake = threading.Event()
         self._stop = False

@@ -34,7 +34,6 @@ class Limits:
     file_mb: int = 16  # largest file it may write (stdout / stderr included)
     open_files: int = 64
     processes: int = 64  # RLIMIT_NPROC (the rlimit fallback, non-root only)
-    output_chars: int = 65536  # of stdout / stderr kept in the result
 
 
 @dataclass
@@ -131,7 +130,8 @@ def run_python(code: str, timeout_s: float, limits: Limits = Limits(), files: Op
             except subprocess.TimeoutExpired:
                 timed_out = True
             _kill_group(proc)
-        read = lambda p: p.read_bytes()[: limits.output_chars * 4].decode("utf-8", "replace")[: limits.output_chars]  # noqa: E731
+        # Whole files: the file-size limit already bounds them, and a graded run's reports come last.
+        read = lambda p: p.read_bytes().decode("utf-8", "replace")  # noqa: E731
         return Run(None if timed_out else proc.returncode, read(logs / "out"), read(logs / "err"), timed_out,
                    time.monotonic() - t0, mode)
     finally:

@@ -14,14 +14,6 @@ from mmthink.ops.latent import DecodeBatch, LatentTokens, RowSettings, sample_ro
 LATENT = ["<|latent_start|>", "<|latent_pad|>", "<|latent_end|>"]
 
 
-@pytest.fixture(scope="module")
-def text_lm():
-    loaded = load_model(ModelConfig(name="tiny-llama", special_tokens=LATENT), train=False)
-    loaded.model.eval()
-    loaded.tokenizer.padding_side = "left"
-    return loaded.model, loaded.tokenizer, LatentTokens.from_tokenizer(loaded.tokenizer)
-
-
 def _run(dec, schedule=()):
     """Step until empty; ``schedule`` = [(step, add-callable)] joins rows before that step. {key: tokens}."""
     out, t, pending = {}, 0, list(schedule)

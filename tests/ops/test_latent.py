@@ -12,14 +12,6 @@ LATENT = ["<|latent_start|>", "<|latent_pad|>", "<|latent_end|>"]
 
 
 @pytest.fixture(scope="module")
-def text_lm():
-    loaded = load_model(ModelConfig(name="tiny-llama", special_tokens=LATENT), train=False)
-    loaded.model.eval()
-    loaded.tokenizer.padding_side = "left"
-    return loaded.model, loaded.tokenizer, LatentTokens.from_tokenizer(loaded.tokenizer)
-
-
-@pytest.fixture(scope="module")
 def vlm():
     loaded = load_model(ModelConfig(name="tiny-qwen2.5-vl", special_tokens=LATENT), train=False)
     loaded.model.eval()

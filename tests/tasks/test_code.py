@@ -56,3 +56,10 @@ def test_mutants_change_one_thing_and_bugfix_tasks_fail_their_tests():
     assert rows and all(r["buggy_score"] < 1.0 for r in rows)
     assert len({r["task_id"] for r in rows}) == len(rows)
     assert rows == bugfix_tasks(humaneval(limit=6), seed=0)  # the same seed makes the same tasks
+
+
+def test_a_chatty_program_keeps_its_graded_credit():
+    # 200k characters printed before the asserts run: the reports that follow are still read.
+    program = "print('x' * 200_000)\ndef add(a, b):\n    return a - b\n"
+    r = execute(program, ADD_TEST, 5)
+    assert (r.status, r.n_passed) == ("failed", 2)

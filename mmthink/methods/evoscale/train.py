@@ -30,6 +30,7 @@ from mmthink.runner.checkpoint import save_final
 from mmthink.runner.loop import fit, make_accelerator
 from mmthink.runner.session import Stage, run_stages
 from mmthink.runner.sft import sft_task, tokenize_rows
+from mmthink.tasks import constraints
 
 
 def _target(row: dict) -> str:
@@ -115,8 +116,6 @@ def train(cfg: EvoScaleRecipe, command: Sequence[str] = ()) -> dict:
         def reward(prompts, completions, batch_rows, group_size):
             of = [batch_rows[i // group_size] for i in range(len(completions))]
             scores = score(list(zip(of, completions)))
-            from mmthink.tasks import constraints
-
             formed = [constraints.well_formed(r, c) if kind_of(r) == "digits" else "```" in c
                       for r, c in zip(of, completions)]
             totals = [shaped_reward(s, r["parent_scores"], f, cfg.shaping.baseline, cfg.shaping.format_penalty)
