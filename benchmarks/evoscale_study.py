@@ -2,13 +2,14 @@
 budget, on the procedural digits task and on HumanEval; then self-evolution after mutation SFT + RL.
 
 Per seed: (1) classical SFT of the model on the digits training rows (``train evoscale stages=[sft]``),
-then ``eval evoscale`` (scorer: the constraints) on the test problems; (2) the base model on a fixed
-HumanEval subset (the first --humaneval problems, HumanEval/0 ...), scorer: the tests in the sandbox;
-(3) the three stages (SFT, mutation SFT, RL) and ``eval evoscale evo.scorer=none``: the mean score of
-each iteration's samples without a scorer. A run is reused only when its arguments and the commit are
+then ``eval evoscale`` (scorer: the constraints) on the test problems; (2) the three stages (SFT, mutation
+SFT, RL) and ``eval evoscale evo.scorer=none``: the mean score of
+each iteration's samples without a scorer; (3) the base model on a fixed HumanEval subset (the first
+--humaneval problems, HumanEval/0 ...), scorer: the tests in the sandbox. A run is reused only when its arguments and the commit are
 unchanged. Writes its tables into docs/results.md between markers, beside the paper's claim.
 
 Usage: python benchmarks/evoscale_study.py [--seeds 0 1] [--problems 40] [--humaneval 40] [--m 10] [--t 5]
+       [--he-m 10 --he-t 5 --he-k 5 --he-tokens 256] (HumanEval's own budget: its samples cost far more)
 """
 
 from __future__ import annotations
@@ -81,6 +82,36 @@ def _table(title: str, per_seed: dict, budget: int, m: int) -> list:
     return lines
 
 
+def _report(args, sft: dict, code: dict, self_evolve: dict, seconds: float) -> None:
+    """Write what has been run so far: the study writes after each phase, so a cut-off run leaves its tables."""
+    budget, he_budget = args.m * args.t, args.he_m * args.he_t
+    lines = ["## EvoScale on the digits task and HumanEval (toy scale)", "",
+             f"Command: `python benchmarks/evoscale_study.py --seeds {' '.join(map(str, args.seeds))} --model "
+             f"{args.model} --problems {args.problems} --humaneval {args.humaneval} --m {args.m} --t {args.t} --k "
+             f"{args.k} --he-m {args.he_m} --he-t {args.he_t} --he-k {args.he_k} --he-tokens {args.he_tokens}` "
+             f"({seconds:.0f} s for the runs not reused, 2 CPU cores). Budget N = M x T samples per problem for "
+             f"every method (digits: {budget}; HumanEval: {he_budget}); best@n = mean over problems of the best "
+             f"score among the first n samples (EvoScale: in generation order); full score = the final answer "
+             f"scores 1 (all constraints / all asserts pass: pass@1 of the selected answer).", ""]
+    if sft:
+        lines += [*_table(f"digits, {args.problems} test problems, after classical SFT ({RECIPE} sft)", sft,
+                          budget, args.m), ""]
+    if code:
+        lines += [*_table(f"HumanEval/0-{args.humaneval - 1}, {args.model} as shipped, score = fraction of asserts "
+                          f"passed", code, he_budget, args.he_m), ""]
+    if self_evolve:
+        means = {s: r["evoscale"]["iteration_mean_score"] for s, r in self_evolve.items()}
+        lines += ["**Self-evolution without a scorer** after classical SFT + mutation SFT + RL, digits: mean score "
+                  "of each iteration's samples (the conditioning set is a random K of the last iteration's "
+                  "outputs)", "",
+                  "| seed | " + " | ".join(f"iteration {i}" for i in range(args.t)) + " |",
+                  "|" + "---|" * (args.t + 1)]
+        lines += [f"| {s} | " + " | ".join(f"{v:.3f}" for v in m) + " |" for s, m in means.items()]
+    lines += ["", "Paper (Satori-SWE-32B, SWE-bench Verified): EvoScale reaches at Best@10/25/50 what SWE-RL-70B "
+              "reaches at Best@500; after RL the model improves its own outputs across iterations without a scorer."]
+    write_section(Path(args.results), "evoscale-study", lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -90,6 +121,11 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=10)
     ap.add_argument("--t", type=int, default=5)
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--he-m", type=int, default=10, help="HumanEval's M (its samples are 5-10x dearer)")
+    ap.add_argument("--he-t", type=int, default=5)
+    ap.add_argument("--he-k", type=int, default=5)
+    ap.add_argument("--he-tokens", type=int, default=256, help="HumanEval's max new tokens")
+    ap.add_argument("--skip-self-evolve", action="store_true")
     ap.add_argument("--train-overrides", nargs="*", default=[], help="extra train evoscale overrides")
     ap.add_argument("--out", default="runs/evoscale-study")
     ap.add_argument("--results", default="docs/results.md")
@@ -101,39 +137,25 @@ def main() -> None:
     he = out / "data" / "humaneval"
     if args.humaneval and not (he / "test.jsonl").is_file():
         mmthink("data", "humaneval", "--out", he, "--limit", args.humaneval)
-    budget = args.m * args.t
     evo = [f"evo.m={args.m}", f"evo.t={args.t}", f"evo.k={args.k}", "eval.limit=null"]
+    he_evo = [f"evo.m={args.he_m}", f"evo.t={args.he_t}", f"evo.k={args.he_k}", "eval.limit=null",
+              f"sampler.max_new_tokens={args.he_tokens}"]
     common = [f"model.name={args.model}", f"data.train_file={digits / 'train.jsonl'}", *args.train_overrides]
     sft, code, self_evolve = {}, {}, {}
+    # One phase at a time over the seeds, writing after each; HumanEval, the dearest, last.
     for seed in args.seeds:
-        s = out / f"seed{seed}"
-        model = _train(s / "sft", *common, "stages=[sft]", f"seed={seed}")
-        sft[seed] = _eval(s / "eval-sft", model, digits / "test.jsonl", *evo, f"seed={seed}")
-        if args.humaneval:
-            code[seed] = _eval(s / "eval-humaneval", args.model, he / "test.jsonl", *evo, f"seed={seed}",
-                               "sampler.max_new_tokens=256")
-        full = _train(s / "full", *common, f"seed={seed}")
-        self_evolve[seed] = _eval(s / "eval-self", full, digits / "test.jsonl", *evo, f"seed={seed}",
-                                  "evo.scorer=none", "eval.baselines=[]")
-    lines = ["## EvoScale on the digits task and HumanEval (toy scale)", "",
-             f"Command: `python benchmarks/evoscale_study.py --seeds {' '.join(map(str, args.seeds))} --model "
-             f"{args.model} --problems {args.problems} --humaneval {args.humaneval} --m {args.m} --t {args.t} --k "
-             f"{args.k}` ({time.time() - t0:.0f} s for the runs not reused, 2 CPU cores). Budget N = M x T = "
-             f"{budget} samples per problem for every method; best@n = mean over problems of the best score among "
-             f"the first n samples (EvoScale: in generation order); full score = the final answer scores 1 (all "
-             f"constraints / all asserts).", "",
-             *_table(f"digits, {args.problems} test problems, after classical SFT ({RECIPE} sft)", sft, budget, args.m),
-             ""]
-    if code:
-        lines += [*_table(f"HumanEval/0-{args.humaneval - 1}, {args.model} as shipped", code, budget, args.m), ""]
-    means = {s: r["evoscale"]["iteration_mean_score"] for s, r in self_evolve.items()}
-    lines += ["**Self-evolution without a scorer** after classical SFT + mutation SFT + RL: mean score of each "
-              "iteration's samples (the conditioning set is a random K of the last iteration's outputs)", "",
-              "| seed | " + " | ".join(f"iteration {i}" for i in range(args.t)) + " |", "|" + "---|" * (args.t + 1)]
-    lines += [f"| {s} | " + " | ".join(f"{v:.3f}" for v in m) + " |" for s, m in means.items()]
-    lines += ["", "Paper (Satori-SWE-32B, SWE-bench Verified): EvoScale reaches at Best@10/25/50 what SWE-RL-70B "
-              "reaches at Best@500; after RL the model improves its own outputs across iterations without a scorer."]
-    write_section(Path(args.results), "evoscale-study", lines)
+        model = _train(out / f"seed{seed}" / "sft", *common, "stages=[sft]", f"seed={seed}")
+        sft[seed] = _eval(out / f"seed{seed}" / "eval-sft", model, digits / "test.jsonl", *evo, f"seed={seed}")
+        _report(args, sft, code, self_evolve, time.time() - t0)
+    for seed in [] if args.skip_self_evolve else args.seeds:
+        full = _train(out / f"seed{seed}" / "full", *common, f"seed={seed}")
+        self_evolve[seed] = _eval(out / f"seed{seed}" / "eval-self", full, digits / "test.jsonl", *evo,
+                                  f"seed={seed}", "evo.scorer=none", "eval.baselines=[]")
+        _report(args, sft, code, self_evolve, time.time() - t0)
+    for seed in args.seeds if args.humaneval else []:
+        code[seed] = _eval(out / f"seed{seed}" / "eval-humaneval", args.model, he / "test.jsonl", *he_evo,
+                           f"seed={seed}")
+        _report(args, sft, code, self_evolve, time.time() - t0)
 
 
 if __name__ == "__main__":
