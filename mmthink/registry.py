@@ -55,7 +55,7 @@ METHODS: dict[str, Method] = {
                                         "Satori format-tuning rows: COAT (or plain CoT) demonstrations of math rows")}),
     "evoscale": Method("EvoScale: evolutionary test-time scaling", "evoscale.md",
                        schema=f"{M}.evoscale.config:EvoScaleRecipe", train=f"{M}.evoscale.train:train",
-                       eval=f"{M}.evoscale.pipeline:evaluate"),
+                       eval=f"{M}.evoscale.pipeline:evaluate", dry_run=f"{M}.evoscale.dryrun:dry_run"),
     "tango": Method("Tango: generator and verifier co-trained by RL", "tango.md"),
     "vca": Method("VCA: curiosity-driven video agent", "vca.md",
                   verbs={"video-explore": Verb(None, "VCA video exploration")}),
