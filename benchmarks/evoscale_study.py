@@ -3,10 +3,11 @@ budget, on the procedural digits task and on HumanEval; then self-evolution afte
 
 Per seed: (1) classical SFT of the model on the digits training rows (``train evoscale stages=[sft]``),
 then ``eval evoscale`` (scorer: the constraints) on the test problems; (2) the three stages (SFT, mutation
-SFT, RL) and ``eval evoscale evo.scorer=none``: the mean score of
-each iteration's samples without a scorer; (3) the base model on a fixed HumanEval subset (the first
---humaneval problems, HumanEval/0 ...), scorer: the tests in the sandbox. A run is reused only when its arguments and the commit are
-unchanged. Writes its tables into docs/results.md between markers, beside the paper's claim.
+SFT, RL) and ``eval evoscale evo.scorer=none``: the mean score of each iteration's samples without a
+scorer; (3) the base model on a fixed HumanEval subset (the first --humaneval problems, HumanEval/0 ...),
+scorer: the tests in the sandbox. Each phase runs over all seeds and the tables are written after it. A
+run is reused only when its arguments and the commit are unchanged. Writes its tables into
+docs/results.md between markers, beside the paper's claim.
 
 Usage: python benchmarks/evoscale_study.py [--seeds 0 1] [--problems 40] [--humaneval 40] [--m 10] [--t 5]
        [--he-m 10 --he-t 5 --he-k 5 --he-tokens 256] (HumanEval's own budget: its samples cost far more)
@@ -125,7 +126,6 @@ def main() -> None:
     ap.add_argument("--he-t", type=int, default=5)
     ap.add_argument("--he-k", type=int, default=5)
     ap.add_argument("--he-tokens", type=int, default=256, help="HumanEval's max new tokens")
-    ap.add_argument("--skip-self-evolve", action="store_true")
     ap.add_argument("--train-overrides", nargs="*", default=[], help="extra train evoscale overrides")
     ap.add_argument("--out", default="runs/evoscale-study")
     ap.add_argument("--results", default="docs/results.md")
@@ -147,7 +147,7 @@ def main() -> None:
         model = _train(out / f"seed{seed}" / "sft", *common, "stages=[sft]", f"seed={seed}")
         sft[seed] = _eval(out / f"seed{seed}" / "eval-sft", model, digits / "test.jsonl", *evo, f"seed={seed}")
         _report(args, sft, code, self_evolve, time.time() - t0)
-    for seed in [] if args.skip_self_evolve else args.seeds:
+    for seed in args.seeds:
         full = _train(out / f"seed{seed}" / "full", *common, f"seed={seed}")
         self_evolve[seed] = _eval(out / f"seed{seed}" / "eval-self", full, digits / "test.jsonl", *evo,
                                   f"seed={seed}", "evo.scorer=none", "eval.baselines=[]")
