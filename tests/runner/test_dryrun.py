@@ -38,6 +38,18 @@ def test_satori_at_seven_billion_needs_zero3_and_fits_with_it(cli):
     assert "7,070,622,721 parameters (the policy's body + a value head)" in out
 
 
+def test_evoscale_at_thirty_two_billion_is_refused_on_one_gpu_and_fits_zero3_on_32(cli):
+    res, out = _run(cli, "evoscale")
+    assert res.exit_code == 2
+    assert "RL step needs about" in res.stderr and "--strategy zero3" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    res, out = _run(cli, "evoscale", "--gpus", "32", "--strategy", "zero3")
+    assert res.exit_code == 0, out
+    assert "32,763,876,352 (32,763,876,352 trainable)" in out  # Qwen2.5-Coder-32B-Instruct
+    assert "conditioning prompt (K = 5)" in out and "mutation-SFT loss" in out
+    assert "fits: estimated peak" in out
+
+
 def test_a_micro_batch_that_does_not_fit_is_refused_in_one_line(cli):
     res, _ = _run(cli, "mirage", "stage1.runner.micro_batch_size=8")
     assert res.exit_code == 2

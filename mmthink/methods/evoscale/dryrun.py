@@ -15,6 +15,8 @@ from mmthink.methods.evoscale.config import EvoScaleRecipe
 from mmthink.methods.evoscale.search import conditioning_prompt
 from mmthink.methods.evoscale.tasks import prompt_of, validate_row
 
+SHAPE_PROMPT_CHARS, SHAPE_ATTEMPT_CHARS, SHAPE_TOKENS = 160, 16, 320
+
 
 def _rows(cfg: EvoScaleRecipe, report) -> list[dict]:
     path = cfg.data.train_file
@@ -75,11 +77,15 @@ def dry_run(cfg: EvoScaleRecipe, target) -> dict:
     report.estimates["EvoScale sampling"] = dryrun.inference_estimate(
         meta, cfg.model, cfg.sampler.batch_rows, cond, target, cfg.sampler.max_new_tokens)
     loss = []
-    short = [conditioning_prompt(prompt_of(r), [(_target(r), 0.0)] * e.k, e.show_scores, 40) for r in probe[:2]]
+    # Short rows: the loss at the real widths is the check. Full-length rows (about 1,000 tokens each with
+    # the tiny tokenizer) put 2,048 positions through a 152k-word head and took 7 minutes on 2 cores.
+    short = [conditioning_prompt(prompt_of(r)[:SHAPE_PROMPT_CHARS], [(_target(r), 0.0)] * e.k, e.show_scores,
+                                 SHAPE_ATTEMPT_CHARS) for r in probe[:2]]
     pairs = [{"prompt": c, "completion": _target(r)} for c, r in zip(short, probe)]
-    # Short rows: the loss at the real widths is the check; a full-length row on a CPU takes an hour.
     dryrun.shape_check("the mutation-SFT loss", lambda: loss.append(
-        dryrun.chat_loss_check(dryrun.lm_shape_model(pm, cfg.model, tok), tok, pairs, min(mc.max_length, 1024))))
+        dryrun.chat_loss_check(dryrun.lm_shape_model(pm, cfg.model, tok), tok, pairs,
+                               min(mc.max_length, SHAPE_TOKENS))))
     report.fact("shape check", f"2-layer model of the real widths: mutation-SFT loss {loss[0]:.3f} on 2 "
-                               f"conditioning rows (attempts cut to 40 characters)")
+                               f"conditioning rows (task cut to {SHAPE_PROMPT_CHARS} characters, attempts to "
+                               f"{SHAPE_ATTEMPT_CHARS}, rows to {min(mc.max_length, SHAPE_TOKENS)} tokens)")
     return dryrun.finish(report, target)
