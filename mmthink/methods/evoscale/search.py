@@ -114,6 +114,11 @@ def samples_to_reach(candidates: Sequence[Candidate], target: float) -> tuple[Op
     return (sum(hits) / len(hits) if hits else None), len(hits) / len(runs)
 
 
+def samples_to_mean(curve: Sequence[float], target: float) -> Optional[int]:
+    """The smallest n with mean best@n >= ``target`` (``curve`` from ``mean_curve``); None if never."""
+    return next((n + 1 for n, v in enumerate(curve) if v >= target - 1e-12), None)
+
+
 def final_answers(candidates: Sequence[Candidate], use_scores: bool) -> dict[str, Candidate]:
     """Each problem's answer: the best-scored candidate (with a scorer) or its last iteration's first sample."""
     out: dict[str, Candidate] = {}

@@ -54,6 +54,15 @@ def test_curves_and_samples_to_reach_a_target():
     assert search.samples_to_reach(bon, 1.0) == (pytest.approx(10.0), pytest.approx(1.0))
 
 
+def test_samples_to_a_mean_target_is_the_first_crossing_of_the_mean_curve():
+    curve = [0.2, 0.5, 0.5, 0.7, 0.9]
+    assert search.samples_to_mean(curve, 0.5) == 2 and search.samples_to_mean(curve, 0.6) == 4
+    assert search.samples_to_mean(curve, 0.9) == 5 and search.samples_to_mean(curve, 0.95) is None
+    bon = search.best_of_n(_problems(), prompt_of, fake_sample, fake_score, 12, 1.0, 0)
+    curve = search.mean_curve(bon)
+    assert search.samples_to_mean(curve, curve[6]) <= 7 and search.samples_to_mean(curve, 1.0) == 11
+
+
 def test_self_evolve_picks_random_parents_and_answers_with_the_last_iteration():
     cands = search.evolve(_problems(1), prompt_of, fake_sample, fake_score, 2, 4, 3, 1.0, 0, use_scores=False)
     second = [c for c in cands if c.iteration == 1]
