@@ -37,6 +37,9 @@ class Method:
     data: dict = field(default_factory=dict)  # generators under ``mmthink data``: name -> Verb
     # What it adds to ``mmthink serve``: option name -> "module:function(folder, model, tokenizer) -> scorer"
     serve: dict = field(default_factory=dict)
+    # What a chat request runs on a server of this method's checkpoint (or --recipe): "module:function(recipe
+    # path) -> mode" with .settings(**request fields) and .run(task, sample, settings, temperature, seed)
+    serve_mode: Optional[str] = None
 
 
 M = "mmthink.methods"
@@ -55,7 +58,8 @@ METHODS: dict[str, Method] = {
                                         "Satori format-tuning rows: COAT (or plain CoT) demonstrations of math rows")}),
     "evoscale": Method("EvoScale: evolutionary test-time scaling", "evoscale.md",
                        schema=f"{M}.evoscale.config:EvoScaleRecipe", train=f"{M}.evoscale.train:train",
-                       eval=f"{M}.evoscale.pipeline:evaluate", dry_run=f"{M}.evoscale.dryrun:dry_run"),
+                       eval=f"{M}.evoscale.pipeline:evaluate", dry_run=f"{M}.evoscale.dryrun:dry_run",
+                       serve_mode=f"{M}.evoscale.serving:load"),
     "tango": Method("Tango: generator and verifier co-trained by RL", "tango.md"),
     "vca": Method("VCA: curiosity-driven video agent", "vca.md",
                   verbs={"video-explore": Verb(None, "VCA video exploration")}),
@@ -122,6 +126,12 @@ def serve_hook(option: str) -> str:
         if option in m.serve:
             return m.serve[option]
     raise UserError(f"no method adds --{option} to mmthink serve")
+
+
+def serve_mode(method: str) -> Optional[str]:
+    """The import path of what ``method``'s checkpoints run per chat request under ``mmthink serve``, if any."""
+    row = METHODS.get(method)
+    return row.serve_mode if row else None
 
 
 def names(action: str) -> list[str]:

@@ -1,6 +1,7 @@
 """The HTTP face of ``mmthink serve``: OpenAI's routes and JSON shapes, on FastAPI.
 
-Routes: /v1/models, /v1/chat/completions, /v1/completions, /tokenize, /health, /info, /metrics.
+Routes: /v1/models, /v1/chat/completions (in a method's mode, e.g. EvoScale, its loop: modes.py),
+/v1/completions, /tokenize, /health, /info, /metrics.
 Errors come in OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``: 400 for a malformed
 or out-of-range field, 401 for a missing or wrong key, 404 for an unknown model or route, 413 for a body
 over the limit, 429 when the waiting queue is full, 503 while the model loads.
@@ -22,6 +23,7 @@ from starlette.exceptions import HTTPException
 
 from mmthink.serve.engine import Event, Overloaded, Request, row_settings
 from mmthink.serve.model import BadRequest, Served
+from mmthink.serve.modes import EvoScaleParams, run_mode
 from mmthink.serve.telemetry import Telemetry
 
 MAX_N = 16
@@ -70,6 +72,8 @@ class ChatBody(_Body):
     logprobs: bool = False
     top_logprobs: Optional[int] = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     max_completion_tokens: Optional[int] = Field(None, ge=1)
+    # A server in EvoScale mode (an EvoScale checkpoint or --recipe): K, M, T and tests for the loop.
+    evoscale: Optional[EvoScaleParams] = None
 
 
 class CompletionBody(_Body):
@@ -154,7 +158,7 @@ def create_app(served: Optional[Served] = None, engine=None, api_key: Optional[s
     async def info():
         s = app.state.served
         return {"model_id": s.name, "method": s.method or None, "latent_decoding": s.latent is not None,
-                "calibrated_choices": s.scorer is not None,
+                "calibrated_choices": s.scorer is not None, "mode": s.mode.name if s.mode is not None else None,
                 "image_input": s.is_vision, "max_input_tokens": s.max_input_tokens,
                 "max_total_tokens": s.max_total_tokens, "max_concurrent": app.state.engine.max_concurrent,
                 "max_queue": app.state.engine.max_queue, "max_body_bytes": max_body_bytes}
@@ -187,6 +191,11 @@ def create_app(served: Optional[Served] = None, engine=None, api_key: Optional[s
             content = user[-1].content
             question = content if isinstance(content, str) else "".join(p.text or "" for p in content)
             return await _choose(app, body, question or "", chat=True)
+        if s.mode is not None:
+            return await run_mode(app, http, body)
+        if body.evoscale is not None:
+            raise BadRequest(f"model '{s.name}' is not served in EvoScale mode (start the server with an EvoScale "
+                             f"checkpoint or --recipe)", "evoscale")
         ids, vision = s.chat_prompt([m.model_dump() for m in body.messages])
         top = body.top_logprobs if body.logprobs else None
         if body.top_logprobs is not None and not body.logprobs:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from mmthink import registry
 from mmthink.errors import UserError
 
 LATENT_NAMES = ("<|latent_start|>", "<|latent_pad|>", "<|latent_end|>")
@@ -49,11 +50,16 @@ def run_recipe(model_dir: Path) -> Optional[Path]:
     return stages[-1] if stages else None
 
 
+def recipe_source(model_name: str, recipe: Optional[str]) -> Optional[Path]:
+    """``--recipe``, else the resolved recipe of the run that wrote the checkpoint folder, else None."""
+    return Path(recipe) if recipe else (run_recipe(Path(model_name)) if Path(model_name).is_dir() else None)
+
+
 def read_mode(model_name: str, recipe: Optional[str]) -> tuple[str, Optional[LatentDefaults]]:
     """(method, latent defaults or None) from ``--recipe`` or the checkpoint's own run."""
     from omegaconf import OmegaConf
 
-    source = Path(recipe) if recipe else (run_recipe(Path(model_name)) if Path(model_name).is_dir() else None)
+    source = recipe_source(model_name, recipe)
     if source is None:
         return "", None
     if not source.is_file():
@@ -80,6 +86,7 @@ class Served:
         self.max_input_tokens, self.max_total_tokens = max_input_tokens, max_total_tokens
         self.allow_local_files = allow_local_files
         self.scorer = None  # a method's multiple-choice scorer (--calibrator): .score(question, options) -> dict
+        self.mode = None  # a method's per-request loop (EvoScale): see registry.Method.serve_mode
         self.latent = None
         if latent_defaults is not None:
             from mmthink.ops.latent import LatentTokens
@@ -194,4 +201,8 @@ def load_served(name: str, recipe: Optional[str], dtype: str, max_input_tokens: 
     inputs = max_input_tokens or max(total // 2, 1)
     if inputs >= total:
         raise UserError(f"--max-input-tokens {inputs} must be below --max-total-tokens {total}")
-    return Served(served_name or name, loaded, method, latent, inputs, total, allow_local_files)
+    served = Served(served_name or name, loaded, method, latent, inputs, total, allow_local_files)
+    hook = registry.serve_mode(method)
+    if hook is not None:
+        served.mode = registry.load(hook)(str(recipe_source(name, recipe)))
+    return served

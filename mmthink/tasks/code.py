@@ -218,11 +218,16 @@ def bugfix_tasks(problems: list[dict], seed: int = 0, per_problem: int = 1, trie
 _FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|$)", re.S)
 
 
+def last_code_block(text: str) -> str:
+    """The last fenced code block of a reply (an unclosed one runs to the end), else the whole text."""
+    blocks = _FENCE.findall(text)
+    return blocks[-1] if blocks else text
+
+
 def program_from(problem: dict, text: str) -> str:
     """The program to grade for a model's answer: the last fenced code block (or the whole text); when it
     defines the entry point it stands alone (after the prompt's imports), else it completes the prompt."""
-    blocks = _FENCE.findall(text)
-    code = blocks[-1] if blocks else text
+    code = last_code_block(text)
     if f"def {problem['entry_point']}(" in code:
         imports = "\n".join(line for line in problem["prompt"].splitlines()
                             if line.startswith(("import ", "from ")))
