@@ -10,7 +10,7 @@ Paper term → recipe field → code:
   self-evolve (no scorer: random K, last sample) evo.scorer            search.evolve, search.final_answers
   best-of-N baseline at equal budget             eval.baselines        search.best_of_n
   samples to reach a target score                eval.baselines        search.samples_to_reach
-  samples until the mean best@n reaches a target  -                    search.samples_to_mean
+  samples until the mean best@n reaches a target  eval.baselines        search.samples_to_mean
   the loop per request of mmthink serve          evo.*                 serving.EvoScaleMode
   classical SFT: x -> y                          sft.optim, sft.runner  train.train
   mutation SFT: (x, E) -> better y, E from SFT   mutation.problems     train.conditioned_rows
