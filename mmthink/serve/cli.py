@@ -3,6 +3,7 @@ then serve until interrupted. A model that cannot load stops the server with one
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -130,3 +131,19 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0):
             raise RuntimeError("uvicorn did not start within 30 s")
         time.sleep(0.02)
     return server, f"http://{host}:{port}"
+
+
+@contextlib.contextmanager
+def serving(served, max_concurrent: int = 8, max_queue: int = 16, **app_options):
+    """A server of ``served`` on a background thread for the ``with`` block (tests, benchmarks); yields its URL."""
+    from mmthink.serve.api import create_app
+    from mmthink.serve.telemetry import Telemetry
+
+    telemetry = Telemetry()
+    engine = start_engine(served, max_concurrent, max_queue, telemetry)
+    server, url = serve_in_thread(create_app(served, engine, telemetry=telemetry, **app_options))
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        engine.close()

@@ -16,6 +16,7 @@ import uuid
 from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from mmthink.serve.engine import Request, row_settings
 from mmthink.serve.model import BadRequest
@@ -88,7 +89,7 @@ async def run_mode(app, http, body) -> dict:
                 else:
                     finished += 1
                     if event.finish_reason == "error":
-                        raise RuntimeError("the decoding engine failed on this request")
+                        raise HTTPException(500, "the decoding engine failed on this request")
                     usage["completion_tokens"] += event.completion_tokens
             usage["prompt_tokens"] += len(ids) * n
             out.append(texts)

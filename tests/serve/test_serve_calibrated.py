@@ -9,10 +9,8 @@ from mmthink.methods.thermometer.model import Thermometer, dataset_temperature, 
 from mmthink.methods.thermometer.prompting import render_prompt
 from mmthink.methods.thermometer.scoring import forward_last
 from mmthink.methods.thermometer.serving import load
-from mmthink.serve.api import create_app
-from mmthink.serve.cli import serve_in_thread, start_engine
+from mmthink.serve.cli import serving
 from mmthink.serve.model import load_served
-from mmthink.serve.telemetry import Telemetry
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +21,8 @@ def calibrated(tmp_path_factory):
     folder = save_calibrator(tmp_path_factory.mktemp("cal") / "calibrator", Thermometer(d, 8),
                              {"features": {"scoring": "cloze", "chat": True}})
     served.scorer = load(folder, served.model, served.tokenizer)
-    tel = Telemetry()
-    engine = start_engine(served, 4, 8, tel)
-    server, url = serve_in_thread(create_app(served, engine, telemetry=tel))
-    yield served, folder, url
-    server.should_exit = True
-    engine.close()
+    with serving(served, 4, 8) as url:
+        yield served, folder, url
 
 
 def test_each_option_gets_softmax_of_scores_over_the_calibrated_temperature(calibrated):
@@ -64,16 +58,10 @@ def test_completions_take_the_question_as_prompt(calibrated):
 def test_options_without_a_calibrator_and_a_mismatched_one_are_refused(calibrated, tmp_path):
     served, _, _ = calibrated
     plain = load_served("tiny-llama", None, "float32", None, 512, False)
-    tel = Telemetry()
-    engine = start_engine(plain, 2, 2, tel)
-    server, url = serve_in_thread(create_app(plain, engine, telemetry=tel))
-    try:
+    with serving(plain, 2, 2) as url:
         r = httpx.post(url + "/v1/completions", timeout=60,
                        json={"model": "tiny-llama", "prompt": "q", "options": ["a", "b"]})
         assert r.status_code == 400 and "--calibrator" in r.json()["error"]["message"]
-    finally:
-        server.should_exit = True
-        engine.close()
     wrong = save_calibrator(tmp_path / "wrong", Thermometer(7, 4), {})
     with pytest.raises(UserError, match="hidden size"):
         load(wrong, served.model, served.tokenizer)

@@ -3,10 +3,8 @@
 import httpx
 import pytest
 
-from mmthink.serve.api import create_app
-from mmthink.serve.cli import serve_in_thread, start_engine
+from mmthink.serve.cli import serving
 from mmthink.serve.model import load_served
-from mmthink.serve.telemetry import Telemetry
 
 MSGS = [{"role": "user", "content": "Write a function f that returns 1."}]
 
@@ -14,12 +12,8 @@ MSGS = [{"role": "user", "content": "Write a function f that returns 1."}]
 @pytest.fixture(scope="module")
 def url():
     served = load_served("tiny-llama", "recipes/tiny/evoscale.yaml", "float32", None, 1024, False)
-    tel = Telemetry()
-    engine = start_engine(served, 4, 8, tel)
-    server, base = serve_in_thread(create_app(served, engine, telemetry=tel))
-    yield base
-    server.should_exit = True
-    engine.close()
+    with serving(served, 4, 8) as base:
+        yield base
 
 
 def _chat(url, **body):
@@ -66,13 +60,7 @@ def test_unknown_evoscale_fields_are_refused(url):
 
 def test_a_plain_server_refuses_an_evoscale_request():
     served = load_served("tiny-llama", None, "float32", None, 512, False)
-    tel = Telemetry()
-    engine = start_engine(served, 2, 2, tel)
-    server, base = serve_in_thread(create_app(served, engine, telemetry=tel))
-    try:
+    with serving(served, 2, 2) as base:
         r = _chat(base, evoscale={"m": 2})
         assert r.status_code == 400 and r.json()["error"]["param"] == "evoscale"
         assert httpx.get(base + "/info").json()["mode"] is None
-    finally:
-        server.should_exit = True
-        engine.close()
