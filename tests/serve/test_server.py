@@ -292,7 +292,9 @@ def test_the_command_serves_until_interrupted(tmp_path):
         port = s.getsockname()[1]
     env = dict(os.environ, MMTHINK_API_KEY=KEY)
     proc = subprocess.Popen([sys.executable, "-m", "mmthink.cli", "serve", "--model", "tiny-llama", "--port", str(port),
-                             "--max-total-tokens", "256"], env=env, stderr=subprocess.PIPE, text=True)
+                             "--max-total-tokens", "256"], env=env, stderr=subprocess.PIPE, text=True,
+                            # a suite started as a background job (nohup ... &) ignores SIGINT, and so would the child
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
         while time.monotonic() < deadline:
