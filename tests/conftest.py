@@ -46,3 +46,25 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_model(tmp_path_factory):
+    """A saved tiny-llama sequence classifier (one label, seeded random head) with the tiny tokenizer: a
+    reward model to load by path."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from mmthink.models.presets import tiny_config
+    from mmthink.models.tokenizer import load_tiny_tokenizer
+
+    tok = load_tiny_tokenizer()
+    config = tiny_config("tiny-llama", tok)
+    config.num_labels = 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_config(config)
+    out = tmp_path_factory.mktemp("reward_model")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -7,6 +7,9 @@ Paper term → recipe field → code:
   conditioning set E^t: top-K of iteration t     evo.k                 search.top_k, search.conditioning_prompt
   mutation: y ~ pi(. | x, E^t)                   sampler.temperature   search.evolve
   score R (tests / constraints)                  evo.scorer            tasks.scorer
+  R from a reward model                          evo.reward_model      pipeline._ranker, models.reward.OutcomeRewardModel
+  R from the model itself: P(Yes | judge prompt)  evo.judge_question    pipeline._ranker, ops.judge.judge
+  true score of the pick among the first n       evo.scorer            search.selected_curve
   self-evolve (no scorer: random K, last sample) evo.scorer            search.evolve, search.final_answers
   best-of-N baseline at equal budget             eval.baselines        search.best_of_n
   samples to reach a target score                eval.baselines        search.samples_to_reach

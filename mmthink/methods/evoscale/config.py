@@ -10,7 +10,9 @@ from mmthink.rl.config import RLConfig
 from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig
 
 STAGES = ("sft", "mutation", "rl")  # classical SFT, mutation SFT, RL with the improvement reward
-SCORERS = ("tests", "none")  # the task's own graded score (tests / constraints), or none (self-evolve)
+# selection by the task's own graded score (tests / constraints), a reward model, the model's own Yes/No
+# judgment, or none (self-evolve); the report always gives the true graded score
+SCORERS = ("tests", "reward_model", "self", "none")
 BASELINES = ("best_of_n", "greedy")
 
 
@@ -30,7 +32,9 @@ class EvoConfig:
     k: int = 5  # conditioning set: the top-K outputs of the previous iteration (paper: about 5)
     m: int = 10  # samples per iteration (paper: about 10)
     t: int = 5  # iterations; the budget is N = M x T samples
-    scorer: str = "tests"  # tests | none (self-evolve: condition on the previous iteration's outputs)
+    scorer: str = "tests"  # tests | reward_model | self | none (self-evolve: random K of the last iteration)
+    reward_model: Optional[str] = None  # scorer reward_model: a sequence-classification model (path or hub id)
+    judge_question: Optional[str] = None  # scorer self: asked after the answer; null: "Is this answer correct? ..."
     show_scores: bool = False  # print each conditioning output's score in the prompt
     max_chars: int = 1200  # of each conditioning output shown in the prompt
 
@@ -90,6 +94,12 @@ class EvoScaleRecipe:
         if self.method != "evoscale":
             raise UserError(f"this recipe is for method '{self.method}', not 'evoscale'")
         choice("evo.scorer", self.evo.scorer, list(SCORERS))
+        if self.evo.scorer == "reward_model" and not self.evo.reward_model:
+            raise UserError("recipe key 'evo.reward_model' is required with evo.scorer=reward_model "
+                            "(a sequence-classification model: path or hub id)")
+        if self.evo.scorer == "self" and self.sampler.endpoint:
+            raise UserError("recipe key 'evo.scorer': 'self' reads the model's Yes/No logits and needs local "
+                            "decoding; with sampler.endpoint use tests, reward_model or none")
         for key in ("k", "m", "t", "max_chars"):
             if getattr(self.evo, key) < 1:
                 raise UserError(f"recipe key 'evo.{key}' must be >= 1; got {getattr(self.evo, key)}")

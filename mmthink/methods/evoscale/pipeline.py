@@ -33,18 +33,45 @@ def _sampler(cfg: EvoScaleRecipe, checkpoint: str):
     return LocalSampler(loaded.model, loaded.tokenizer, s.batch_rows, s.chat)
 
 
+def _ranker(cfg: EvoScaleRecipe, sampler):
+    """What selection ranks by: search.BY_SCORE (tests), a reward model, the model's own judgment, or None."""
+    e = cfg.evo
+    if e.scorer == "tests":
+        return search.BY_SCORE
+    if e.scorer == "none":
+        return None
+    if e.scorer == "reward_model":
+        import torch
+
+        from mmthink.models.reward import OutcomeRewardModel
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        rm = OutcomeRewardModel(e.reward_model, device, cfg.sampler.batch_rows, key="evo.reward_model")
+        return lambda pairs: rm.score_pairs([prompt_of(r) for r, _ in pairs], [t for _, t in pairs])
+    from mmthink.ops.judge import QUESTION, judge, judge_prompt
+
+    question = e.judge_question or QUESTION
+    return lambda pairs: judge(sampler.model, sampler.tokenizer, [judge_prompt(prompt_of(r), t, question)
+                                                                   for r, t in pairs], sampler.chat,
+                               cfg.sampler.batch_rows)
+
+
 def _say(text: str) -> None:
     print(f"[evoscale] {text}", file=sys.stderr, flush=True)
 
 
-def summary(candidates: list, budget: int, m: int, use_scores: bool) -> dict:
-    """Mean best score at n = 1, M, 2M, ..., N; the final answers' mean score and pass rate (score 1)."""
+def summary(candidates: list, budget: int, m: int, ranked: bool) -> dict:
+    """Mean best true score at n = 1, M, 2M, ..., N (and, where selection is by a reward model or a judge,
+    the true score of its pick); the final answers' mean score and pass rate (score 1)."""
     curve = search.mean_curve(candidates)
-    finals = search.final_answers(candidates, use_scores).values()
+    finals = search.final_answers(candidates, ranked).values()
     out = {"final_score": sum(c.score for c in finals) / len(finals),
            "final_pass": sum(c.score >= 1.0 for c in finals) / len(finals)}
     marks = sorted({1, *range(m, budget + 1, m), budget})
     out["best_at"] = {str(n): curve[n - 1] for n in marks if n <= len(curve)}
+    if any(c.rank is not None for c in candidates):
+        picked = search.selected_curve(candidates)
+        out["selected_at"] = {str(n): picked[n - 1] for n in marks if n <= len(picked)}
     steps, reached = search.samples_to_reach(candidates, 1.0)
     out["samples_to_full_score"] = steps
     out["reach_full_score"] = reached
@@ -67,17 +94,17 @@ def evaluate(cfg: EvoScaleRecipe, checkpoint: str, data: str, out: Optional[str]
         return texts
 
     score = scorer(cfg.eval.timeout_s)
-    use_scores = e.scorer == "tests"
+    rank = _ranker(cfg, sampler)
     t0 = time.monotonic()
     _say(f"{len(rows)} problems, budget N = M x T = {e.m} x {e.t} = {budget}, K = {e.k}, scorer {e.scorer}")
-    candidates = search.evolve(rows, prompt_of, sample, score, e.k, e.m, e.t, s.temperature, cfg.seed, use_scores,
+    candidates = search.evolve(rows, prompt_of, sample, score, e.k, e.m, e.t, s.temperature, cfg.seed, rank,
                                e.show_scores, e.max_chars)
     report = {"data": str(data), "checkpoint": checkpoint, "n_problems": len(rows), "budget": budget,
               "k": e.k, "m": e.m, "t": e.t, "scorer": e.scorer, "seed": cfg.seed,
-              "evoscale": {**summary(candidates, budget, e.m, use_scores),
+              "evoscale": {**summary(candidates, budget, e.m, rank is not None),
                            "iteration_mean_score": search.per_iteration_mean(candidates)}}
     if "best_of_n" in cfg.eval.baselines:
-        bon = search.best_of_n(rows, prompt_of, sample, score, budget, s.temperature, cfg.seed)
+        bon = search.best_of_n(rows, prompt_of, sample, score, budget, s.temperature, cfg.seed, rank)
         report["best_of_n"] = summary(bon, budget, e.m, True)
         candidates += bon
     if "greedy" in cfg.eval.baselines:

@@ -78,7 +78,8 @@ class EvoScaleMode:
         use_scores = s.tests is not None
         problem = {"id": "request", "prompt": task}
         candidates = search.evolve([problem], lambda p: p["prompt"], sample, score, s.k, s.m, s.t, temperature, seed,
-                                   use_scores, self.cfg.evo.show_scores, self.cfg.evo.max_chars)
+                                   search.BY_SCORE if use_scores else None, self.cfg.evo.show_scores,
+                                   self.cfg.evo.max_chars)
         final = search.final_answers(candidates, use_scores)["request"]
         out = {"k": s.k, "m": s.m, "t": s.t, "scorer": "tests" if use_scores else "none", "samples": len(candidates),
                "answer": {"iteration": final.iteration, "index": int(final.id.rsplit("/", 1)[1])}}

@@ -14,7 +14,7 @@ Paper term → recipe field → code:
   format tuning (stage 1)                                        format.*               runner.sft.sft_task, runner.loop.fit
   prompt in the chat template                                    —                      tasks.math.prompt, evaluate.chat_prompt
   RL (stage 2): PPO with GAE, γ = 1, λ = 0.95                    rl.*                   rl.trainer.train_rl, rl.advantages.gae
-  r = σ(ORM) + (correct − 1) + reflection bonus, clipped         reward.outcome_model, reward.reflect_bonus, reward.clip   rewards.satori_reward, reflection_bonus
+  r = σ(ORM) + (correct − 1) + reflection bonus, clipped         reward.outcome_model, reward.reflect_bonus, reward.clip   rewards.satori_reward, reflection_bonus, models.reward.OutcomeRewardModel
   correct: the last boxed answer of prefix + continuation        —                      tasks.grading.grade, pipeline.SatoriRL.reward
   RAE buffers of the policy's own trajectories                   rae.enabled, rae.buffer_size   rae.RestartBuffers, pipeline.SatoriRL.observe
   restart state: T ≤ max_back steps cut, <|reflect|> appended    rae.max_back           rae.restart_prefix, coat.split_steps

@@ -24,8 +24,9 @@ from mmthink.methods.satori.config import SatoriRecipe
 from mmthink.methods.satori.distill import load_or_sample, sample_solutions
 from mmthink.methods.satori.evaluate import chat_prompt, evaluate_math
 from mmthink.methods.satori.rae import RestartBuffers, mix_restarts
-from mmthink.methods.satori.rewards import OutcomeRewardModel, satori_reward
+from mmthink.methods.satori.rewards import satori_reward
 from mmthink.models.loading import load_model
+from mmthink.models.reward import OutcomeRewardModel
 from mmthink.rl.rewards import reward_stats
 from mmthink.rl.trainer import RLTask, rl_runner_config, train_rl
 from mmthink.runner import world_size
@@ -56,7 +57,8 @@ class SatoriRL:
     def __init__(self, cfg: SatoriRecipe, tokenizer, device):
         self.cfg, self.tokenizer = cfg, tokenizer
         self.buffers = RestartBuffers(cfg.rae.buffer_size, cfg.rae.max_back)
-        self.rm = OutcomeRewardModel(cfg.reward.outcome_model, device) if cfg.reward.outcome_model else None
+        self.rm = (OutcomeRewardModel(cfg.reward.outcome_model, device, key="reward.outcome_model")
+                   if cfg.reward.outcome_model else None)
 
     def prompt(self, row: dict) -> str:
         return chat_prompt(self.tokenizer, row)

@@ -7,9 +7,7 @@ continuation) against the answer — all of it, not the last 128 characters the 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
-
-from mmthink.errors import UserError
+from typing import Optional
 
 
 def reflection_bonus(reflect_status: int, correct: bool, bonus: float) -> float:
@@ -27,31 +25,3 @@ def satori_reward(correct: bool, reflect_status: int = 0, rm_score: Optional[flo
     r = (1.0 / (1.0 + math.exp(-rm_score)) if rm_score is not None else 0.0) + (float(correct) - 1.0)
     r += reflection_bonus(reflect_status, correct, bonus)
     return max(-clip, min(clip, r))
-
-
-class OutcomeRewardModel:
-    """A sequence-classification model scoring (prompt + solution) texts; its first logit is the score."""
-
-    def __init__(self, name: str, device, batch_size: int = 8):
-        try:
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-            self.tokenizer = AutoTokenizer.from_pretrained(name)
-            self.model = AutoModelForSequenceClassification.from_pretrained(name).to(device).eval()
-        except (OSError, ValueError) as e:
-            raise UserError(f"reward.outcome_model '{name}' cannot be loaded: {str(e).splitlines()[0]}") from None
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model.config.pad_token_id = self.tokenizer.pad_token_id
-        self.batch_size = batch_size
-
-    def score(self, texts: Sequence[str]) -> list[float]:
-        import torch
-
-        out: list[float] = []
-        with torch.no_grad():
-            for i in range(0, len(texts), self.batch_size):
-                enc = self.tokenizer(list(texts[i : i + self.batch_size]), return_tensors="pt", padding=True,
-                                     truncation=True).to(self.model.device)
-                out += self.model(**enc).logits[:, 0].float().tolist()
-        return out

@@ -64,12 +64,12 @@ def test_samples_to_a_mean_target_is_the_first_crossing_of_the_mean_curve():
 
 
 def test_self_evolve_picks_random_parents_and_answers_with_the_last_iteration():
-    cands = search.evolve(_problems(1), prompt_of, fake_sample, fake_score, 2, 4, 3, 1.0, 0, use_scores=False)
+    cands = search.evolve(_problems(1), prompt_of, fake_sample, fake_score, 2, 4, 3, 1.0, 0, rank=None)
     second = [c for c in cands if c.iteration == 1]
     assert len(second[0].parents) == 2
-    final = search.final_answers(cands, use_scores=False)["p0"]
+    final = search.final_answers(cands, ranked=False)["p0"]
     assert final.iteration == 2 and final.id.endswith("/2/0")
-    best = search.final_answers(cands, use_scores=True)["p0"]
+    best = search.final_answers(cands, ranked=True)["p0"]
     assert best.score == max(c.score for c in cands)
     assert search.per_iteration_mean(cands)[0] < search.per_iteration_mean(cands)[-1]
 
@@ -90,3 +90,22 @@ def test_the_conditioning_prompt_shows_attempts_and_optionally_scores():
     assert text.startswith("Task.\n\nEarlier attempts:") and "Attempt 1 (score 0.50):\naaaaaaaaaa ..." in text
     assert "Attempt 2 (score 1.00):\nb" in text and text.endswith("Write an improved answer.")
     assert "score" not in search.conditioning_prompt("T", [("x", 0.2)], False, 10)
+
+
+def test_a_ranker_chooses_parents_and_answers_and_the_report_reads_its_true_score():
+    def worst_first(pairs):  # a reward model that has it backwards
+        return [-s for s in fake_score(pairs)]
+
+    cands = search.evolve(_problems(1), prompt_of, fake_sample, fake_score, 2, 4, 2, 1.0, 0, rank=worst_first)
+    first, second = cands[:4], cands[4:]
+    assert [c.rank for c in first] == [-c.score for c in first]
+    assert set(second[0].parents) == {"p0/evoscale/0/0", "p0/evoscale/0/1"}  # the lowest two, 0 and 1
+    assert [int(c.text) for c in second] == [2, 3, 4, 5]  # shown 0 and 1: the fake model goes on from 1
+    final = search.final_answers(cands, ranked=True)["p0"]
+    assert final.text == "0" and final.score == 0.0  # the ranker's pick, not the best there was
+    assert search.selected_curve(cands) == [0.0] * 8
+    assert search.mean_curve(cands)[-1] == pytest.approx(0.5)  # the oracle's best: 5 of goal 10
+    bon = search.best_of_n(_problems(1), prompt_of, fake_sample, fake_score, 4, 1.0, 0, rank=worst_first)
+    assert search.final_answers(bon, ranked=True)["p0"].text == "2"  # its draws are 2..5 for its seed
+    plain = search.best_of_n(_problems(1), prompt_of, fake_sample, fake_score, 4, 1.0, 0)
+    assert all(c.rank is None for c in plain) and search.selected_curve(plain) == search.mean_curve(plain)
