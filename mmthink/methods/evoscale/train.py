@@ -84,12 +84,22 @@ def train(cfg: EvoScaleRecipe, command: Sequence[str] = ()) -> dict:
         path = out_dir / stage / "conditioning.jsonl"
         if path.is_file():
             return [json.loads(line) for line in path.read_text().splitlines()]
+        # Each process samples a contiguous share, seeded as its rows would be in one process, so any
+        # number of processes makes the same sets; the main process writes the gathered whole.
+        world, rank = accelerator.num_processes, accelerator.process_index
+        lo, hi = rank * len(problems) // world, (rank + 1) * len(problems) // world
         policy = accelerator.unwrap_model(m)
         policy.eval()
-        made = conditioned_rows(policy, tok, problems, e.k, temperature, max_new_tokens, cfg.seed, score,
-                                e.show_scores, e.max_chars, cfg.sampler.chat)
+        made = conditioned_rows(policy, tok, problems[lo:hi], e.k, temperature, max_new_tokens, cfg.seed + lo * e.k,
+                                score, e.show_scores, e.max_chars, cfg.sampler.chat)
         policy.train()
-        write_jsonl(made, path)
+        if world > 1:
+            from accelerate.utils import gather_object
+
+            made = gather_object(made)
+        if accelerator.is_main_process:
+            write_jsonl(made, path)
+        accelerator.wait_for_everyone()
         return made
 
     def run_sft(m):
