@@ -56,18 +56,58 @@ class LossConfig:
 
 
 @dataclass
-class RLConfig:
-    steps: int = 100  # RL steps: one rollout batch each
+class PolicyConfig:
+    """How one policy samples and learns; ``RLConfig`` adds the run around it. A method that trains two
+    policies (Tango) gives each its own section of this shape."""
+
     prompts_per_step: int = 8  # prompts per step, summed over processes
     inner_epochs: int = 1  # passes over each rollout batch (TRL's num_iterations, PPO epochs)
     mini_batches: int = 1  # optimiser steps per pass
     micro_batch_size: int = 8  # sequences per forward/backward and per log-prob pass on one device
-    reward_clip: Optional[float] = None  # clip the total reward to [-c, c]
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     advantage: AdvantageConfig = field(default_factory=AdvantageConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    rewards: List[RewardSpec] = field(default_factory=list)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-6, scheduler="constant"))
+
+    def check_policy(self, world_size: int = 1, prefix: str = "rl", group_size: Optional[int] = None) -> None:
+        """``group_size``: the sequences a prompt becomes, where it is not ``rollout.group_size``."""
+        choice(f"{prefix}.advantage.estimator", self.advantage.estimator, ESTIMATORS)
+        choice(f"{prefix}.advantage.std", self.advantage.std, ["group", "batch", "none"])
+        choice(f"{prefix}.advantage.baseline", self.advantage.baseline, ["none", "mean", "rloo", "batch"])
+        choice(f"{prefix}.loss.aggregation", self.loss.aggregation, AGGREGATIONS)
+        choice(f"{prefix}.loss.kl_estimator", self.loss.kl_estimator, ["k1", "k2", "k3"])
+        for key in ("prompts_per_step", "inner_epochs", "mini_batches", "micro_batch_size"):
+            if getattr(self, key) < 1:
+                raise UserError(f"recipe key '{prefix}.{key}' must be >= 1; got {getattr(self, key)}")
+        for key in ("group_size", "max_new_tokens", "batch_size"):
+            if getattr(self.rollout, key) < 1:
+                raise UserError(f"recipe key '{prefix}.rollout.{key}' must be >= 1; got {getattr(self.rollout, key)}")
+        if self.rollout.temperature <= 0 or not 0 < self.rollout.top_p <= 1:
+            raise UserError(f"recipe keys '{prefix}.rollout.temperature' must be > 0 and '{prefix}.rollout.top_p' "
+                            f"in (0, 1]")
+        if self.prompts_per_step % world_size:
+            raise UserError(f"{prefix}.prompts_per_step={self.prompts_per_step} is not a multiple of the {world_size} "
+                            f"processes")
+        per_process = self.prompts_per_step // world_size * (group_size or self.rollout.group_size)
+        if per_process % self.mini_batches:
+            raise UserError(f"the {per_process} sequences of a step on one process do not split into "
+                            f"{prefix}.mini_batches={self.mini_batches}")
+        if self.advantage.estimator == "grpo" and self.rollout.group_size < 2:
+            raise UserError(f"GRPO needs {prefix}.rollout.group_size >= 2 (a group of one has no spread)")
+        if self.loss.dual_clip is not None and self.loss.dual_clip <= 1:
+            raise UserError(f"recipe key '{prefix}.loss.dual_clip' must be > 1; got {self.loss.dual_clip}")
+        self.optim.check()
+
+    @property
+    def norm_length(self) -> int:
+        return self.loss.norm_length or self.rollout.max_new_tokens
+
+
+@dataclass
+class RLConfig(PolicyConfig):
+    steps: int = 100  # RL steps: one rollout batch each
+    reward_clip: Optional[float] = None  # clip the total reward to [-c, c]
+    rewards: List[RewardSpec] = field(default_factory=list)
     critic_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-6, scheduler="constant"))
     mixed_precision: str = "no"  # no | fp16 | bf16
     eval_every: int = 0  # RL steps between evaluations; 0: only at the end
@@ -80,35 +120,11 @@ class RLConfig:
     def check(self, world_size: int = 1) -> None:
         # Reward names are checked where the rewards are registered: by the pipeline that builds the RLTask
         # (``rl.rewards.check_rewards``), not here, so that a schema imports no implementation.
-        choice("rl.advantage.estimator", self.advantage.estimator, ESTIMATORS)
-        choice("rl.advantage.std", self.advantage.std, ["group", "batch", "none"])
-        choice("rl.advantage.baseline", self.advantage.baseline, ["none", "mean", "rloo", "batch"])
-        choice("rl.loss.aggregation", self.loss.aggregation, AGGREGATIONS)
-        choice("rl.loss.kl_estimator", self.loss.kl_estimator, ["k1", "k2", "k3"])
+        self.check_policy(world_size, "rl")
         choice("rl.mixed_precision", self.mixed_precision, ["no", "fp16", "bf16"])
-        for key in ("steps", "prompts_per_step", "inner_epochs", "mini_batches", "micro_batch_size", "keep_last"):
+        for key in ("steps", "keep_last"):
             if getattr(self, key) < 1:
                 raise UserError(f"recipe key 'rl.{key}' must be >= 1; got {getattr(self, key)}")
-        for key in ("group_size", "max_new_tokens", "batch_size"):
-            if getattr(self.rollout, key) < 1:
-                raise UserError(f"recipe key 'rl.rollout.{key}' must be >= 1; got {getattr(self.rollout, key)}")
-        if self.rollout.temperature <= 0 or not 0 < self.rollout.top_p <= 1:
-            raise UserError("recipe keys 'rl.rollout.temperature' must be > 0 and 'rl.rollout.top_p' in (0, 1]")
-        if self.prompts_per_step % world_size:
-            raise UserError(f"rl.prompts_per_step={self.prompts_per_step} is not a multiple of the {world_size} processes")
-        per_process = self.prompts_per_step // world_size * self.rollout.group_size
-        if per_process % self.mini_batches:
-            raise UserError(f"the {per_process} sequences of a step on one process do not split into "
-                            f"rl.mini_batches={self.mini_batches}")
-        if self.advantage.estimator == "grpo" and self.rollout.group_size < 2:
-            raise UserError("GRPO needs rl.rollout.group_size >= 2 (a group of one has no spread)")
-        if self.loss.dual_clip is not None and self.loss.dual_clip <= 1:
-            raise UserError(f"recipe key 'rl.loss.dual_clip' must be > 1; got {self.loss.dual_clip}")
         check_resume("rl.resume", self.resume)
-        self.optim.check()
         if self.advantage.estimator == "gae":
             self.critic_optim.check()
-
-    @property
-    def norm_length(self) -> int:
-        return self.loss.norm_length or self.rollout.max_new_tokens

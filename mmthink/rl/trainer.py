@@ -117,6 +117,82 @@ def compute_advantages(cfg: RLConfig, rewards: torch.Tensor, mask: torch.Tensor,
     return per_seq[:, None] * mask, None
 
 
+class Learner:
+    """One policy's learning side: the prepared model, its optimiser and LR schedule, the frozen reference
+    (when β > 0) and, for PPO, the critic; ``learn`` runs steps 4–5 on a scored rollout.
+
+    ``train_rl`` drives one; a method that co-trains two policies (Tango) holds one each on the same
+    accelerator, so ``accelerator.save_state`` keeps both optimisers and schedules.
+    """
+
+    def __init__(self, model, cfg, accelerator, total_updates: int, critic_optim=None):
+        self.cfg, self.accelerator = cfg, accelerator
+        unwrapped = getattr(model, "module", model)
+        self.ref_model = None
+        if cfg.loss.kl_coef > 0 and not hasattr(unwrapped, "disable_adapter"):
+            import copy
+
+            self.ref_model = copy.deepcopy(unwrapped).eval().requires_grad_(False)
+        self.critic = self.c_opt = self.c_sched = None
+        optimizer = make_optimizer(model, cfg.optim)
+        scheduler = make_lr_scheduler(optimizer, cfg.optim, total_updates)
+        if critic_optim is not None:
+            critic = ValueModel.from_policy(unwrapped)
+            c_opt = make_optimizer(critic, critic_optim)
+            c_sched = make_lr_scheduler(c_opt, critic_optim, total_updates)
+            (self.model, self.optimizer, self.scheduler, self.critic, self.c_opt,
+             self.c_sched) = accelerator.prepare(model, optimizer, scheduler, critic, c_opt, c_sched)
+            self.critic_optim = critic_optim
+        else:
+            self.model, self.optimizer, self.scheduler = accelerator.prepare(model, optimizer, scheduler)
+        if self.ref_model is not None:
+            self.ref_model.to(accelerator.device)
+        self.policy = accelerator.unwrap_model(self.model)
+
+    @property
+    def updates_per_step(self) -> int:
+        return self.cfg.inner_epochs * self.cfg.mini_batches
+
+    def values(self, rollout) -> Optional[torch.Tensor]:
+        """The critic's values of the rollout (no grad), or None without a critic."""
+        if self.critic is None:
+            return None
+        return _values_no_grad(self.accelerator.unwrap_model(self.critic), rollout, self.cfg.micro_batch_size)
+
+    def learn(self, rollout, advantages, step: int, seed: int, logits_fn: Callable = completion_logits,
+              weights=None, returns=None, old_values=None) -> dict:
+        """Old and reference log-probs, then ``inner_epochs`` passes of ``mini_batches`` optimiser steps.
+
+        ``advantages`` (N, T) may vary over tokens (process rewards); ``weights`` (N,) scale each sequence's
+        clipped policy loss (class-balancing); both as computed by the caller."""
+        cfg = self.cfg
+        n = rollout.mask.shape[0]
+        temp = cfg.rollout.temperature
+        old_logp = _logprobs_no_grad(self.policy, rollout, n, cfg.micro_batch_size, temp, logits_fn) \
+            if self.updates_per_step > 1 else None
+        ref_logp = None
+        if cfg.loss.kl_coef > 0:
+            # The reference is the frozen copy, or the LoRA policy with its adapter switched off.
+            with self.policy.disable_adapter() if self.ref_model is None else nullcontext():
+                ref_logp = _logprobs_no_grad(self.ref_model or self.policy, rollout, n, cfg.micro_batch_size, temp,
+                                             logits_fn)
+        sums: dict = {}
+        perm_gen = torch.Generator().manual_seed(seed * 7919 + step)
+        for _ in range(cfg.inner_epochs):
+            order = torch.randperm(n, generator=perm_gen) if cfg.mini_batches > 1 else torch.arange(n)
+            for chunk in order.chunk(cfg.mini_batches):
+                chunk = chunk.to(rollout.mask.device)
+                stats = _update(self, rollout, chunk, advantages, returns, old_values, old_logp, ref_logp, logits_fn,
+                                weights)
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v / self.updates_per_step
+        return sums
+
+    @property
+    def lr(self) -> float:
+        return self.scheduler.get_last_lr()[0]
+
+
 def train_rl(
     model,
     tokenizer,
@@ -146,26 +222,9 @@ def train_rl(
     updates_per_step = cfg.inner_epochs * cfg.mini_batches
     use_critic = cfg.advantage.estimator == "gae"
 
-    unwrapped = getattr(model, "module", model)
-    ref_model = None
-    if cfg.loss.kl_coef > 0 and not hasattr(unwrapped, "disable_adapter"):
-        import copy
-
-        ref_model = copy.deepcopy(unwrapped).eval().requires_grad_(False)
-    critic = ValueModel.from_policy(unwrapped) if use_critic else None
-
-    optimizer = make_optimizer(model, cfg.optim)
-    scheduler = make_lr_scheduler(optimizer, cfg.optim, cfg.steps * updates_per_step)
-    if use_critic:
-        c_opt = make_optimizer(critic, cfg.critic_optim)
-        c_sched = make_lr_scheduler(c_opt, cfg.critic_optim, cfg.steps * updates_per_step)
-        model, optimizer, scheduler, critic, c_opt, c_sched = accelerator.prepare(
-            model, optimizer, scheduler, critic, c_opt, c_sched)
-    else:
-        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    if ref_model is not None:
-        ref_model.to(accelerator.device)
-    policy = accelerator.unwrap_model(model)
+    learner = Learner(model, cfg, accelerator, cfg.steps * updates_per_step,
+                      cfg.critic_optim if use_critic else None)
+    model, scheduler, critic, policy = learner.model, learner.scheduler, learner.critic, learner.policy
 
     run = RunSession(accelerator, model, output_dir, cfg.resume, cfg.steps, log, task.name, config_yaml, command,
                      {"world_size": world, "algorithm": cfg.advantage.estimator},
@@ -204,33 +263,11 @@ def train_rl(
             if task.observe is not None:
                 task.observe(state.step, rows, rollout, rewards.tolist())
 
-            # 3.–4. advantages, old and reference log-probs
-            mask = rollout.mask
-            n = mask.shape[0]
-            old_values = _values_no_grad(accelerator.unwrap_model(critic), rollout, cfg.micro_batch_size) if use_critic else None
-            advantages, returns = compute_advantages(cfg, rewards, mask, old_values)
-            temp = cfg.rollout.temperature
-            old_logp = _logprobs_no_grad(policy, rollout, n, cfg.micro_batch_size, temp, task.logits) \
-                if updates_per_step > 1 else None
-            ref_logp = None
-            if cfg.loss.kl_coef > 0:
-                # The reference is the frozen copy, or the LoRA policy with its adapter switched off.
-                with policy.disable_adapter() if ref_model is None else nullcontext():
-                    ref_logp = _logprobs_no_grad(ref_model or policy, rollout, n, cfg.micro_batch_size, temp,
-                                                 task.logits)
-
-            # 5. updates
-            sums: dict = {}
-            perm_gen = torch.Generator().manual_seed(seed * 7919 + state.step)
-            for _ in range(cfg.inner_epochs):
-                order = torch.randperm(n, generator=perm_gen) if cfg.mini_batches > 1 else torch.arange(n)
-                for chunk in order.chunk(cfg.mini_batches):
-                    chunk = chunk.to(mask.device)
-                    stats = _update(cfg, accelerator, model, optimizer, scheduler, critic, c_opt if use_critic else None,
-                                    c_sched if use_critic else None, rollout, chunk, advantages, returns, old_values,
-                                    old_logp, ref_logp, task.logits)
-                    for k, v in stats.items():
-                        sums[k] = sums.get(k, 0.0) + v / updates_per_step
+            # 3.–5. advantages; old and reference log-probs; updates
+            old_values = learner.values(rollout)
+            advantages, returns = compute_advantages(cfg, rewards, rollout.mask, old_values)
+            sums = learner.learn(rollout, advantages, state.step, seed, task.logits, returns=returns,
+                                 old_values=old_values)
             state.step += 1
             if not all(math.isfinite(v) for v in sums.values()):
                 raise UserError(f"the RL losses became non-finite at step {state.step} "
@@ -257,9 +294,10 @@ def train_rl(
     return run.finish(task, model, last)
 
 
-def _update(cfg, accelerator, model, optimizer, scheduler, critic, c_opt, c_sched, rollout, chunk, advantages,
-            returns, old_values, old_logp, ref_logp, logits_fn) -> dict:
+def _update(learner: Learner, rollout, chunk, advantages, returns, old_values, old_logp, ref_logp, logits_fn,
+            weights=None) -> dict:
     """One optimiser step (policy, and critic for PPO) over the sequences ``chunk`` of the rollout."""
+    cfg, accelerator, model = learner.cfg, learner.accelerator, learner.model
     world = accelerator.num_processes
     lc = cfg.loss
     micro = [chunk[i : i + cfg.micro_batch_size] for i in range(0, len(chunk), cfg.micro_batch_size)]
@@ -278,6 +316,9 @@ def _update(cfg, accelerator, model, optimizer, scheduler, critic, c_opt, c_sche
             logp = losses.token_logprobs(logits, rollout.completion_ids[m])
             old = old_logp[m] if old_logp is not None else logp.detach()
             tok_loss, clipped = losses.clipped_surrogate(logp, old, advantages[m], lc.eps_low, lc.eps_high, lc.dual_clip)
+            if weights is not None:
+                # w_i L_i: both branches of the clipped surrogate scaled (w > 0 leaves the min unchanged)
+                tok_loss = tok_loss * weights[m].to(tok_loss.dtype)[:, None]
             entropy = losses.entropy_from_logits(logits.detach() if lc.entropy_coef == 0 else logits)
             if lc.entropy_coef:
                 tok_loss = tok_loss - lc.entropy_coef * entropy
@@ -292,15 +333,16 @@ def _update(cfg, accelerator, model, optimizer, scheduler, critic, c_opt, c_sche
         stats["entropy"] += float(((entropy.detach() * mask).sum() / tokens).item()) * world
     if cfg.optim.max_grad_norm > 0:
         stats["grad_norm"] = float(accelerator.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm))
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    if critic is not None:
-        stats.update(_update_critic(cfg, accelerator, critic, c_opt, c_sched, rollout, micro, returns, old_values, tokens))
+    learner.optimizer.step()
+    learner.scheduler.step()
+    learner.optimizer.zero_grad(set_to_none=True)
+    if learner.critic is not None:
+        stats.update(_update_critic(learner, rollout, micro, returns, old_values, tokens))
     return stats
 
 
-def _update_critic(cfg, accelerator, critic, c_opt, c_sched, rollout, micro, returns, old_values, tokens) -> dict:
+def _update_critic(learner: Learner, rollout, micro, returns, old_values, tokens) -> dict:
+    accelerator, critic, cfg = learner.accelerator, learner.critic, learner.cfg
     world = accelerator.num_processes
     t = rollout.completion_ids.shape[1]
     loss_sum = 0.0
@@ -312,11 +354,11 @@ def _update_critic(cfg, accelerator, critic, c_opt, c_sched, rollout, micro, ret
             total = (per_tok * rollout.mask[m]).sum()
             accelerator.backward(total * (world / tokens))
         loss_sum += float((total.detach() / tokens).item()) * world
-    if cfg.critic_optim.max_grad_norm > 0:
-        accelerator.clip_grad_norm_(critic.parameters(), cfg.critic_optim.max_grad_norm)
-    c_opt.step()
-    c_sched.step()
-    c_opt.zero_grad(set_to_none=True)
+    if learner.critic_optim.max_grad_norm > 0:
+        accelerator.clip_grad_norm_(critic.parameters(), learner.critic_optim.max_grad_norm)
+    learner.c_opt.step()
+    learner.c_sched.step()
+    learner.c_opt.zero_grad(set_to_none=True)
     return {"loss/value": loss_sum}
 
 
