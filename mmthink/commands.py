@@ -44,7 +44,7 @@ class OneLineUsageErrors:
             hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
             typer.echo(f"mmthink: error: {e.format_message()}{hint}", err=True)
             sys.exit(EXIT_USER_ERROR)
-        except (click.Abort, vendored.Abort):
+        except (click.Abort, getattr(vendored, "Abort", click.Abort)):
             typer.echo("mmthink: aborted", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,7 +1,8 @@
 """Step-level verification metrics (ProcessBench): did a verifier find the earliest wrong step?
 
 A label is the index of a solution's earliest wrong step (0-based) or −1 when every step is right;
-a prediction is the earliest step the verifier judged wrong, or −1.
+a prediction is the earliest step the verifier judged wrong, −1, or None when it judged no step (wrong
+on either kind of row).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 
-def processbench_f1(predictions: Sequence[int], labels: Sequence[int]) -> dict:
+def processbench_f1(predictions: Sequence[Optional[int]], labels: Sequence[int]) -> dict:
     """Accuracy on erroneous rows (exactly the earliest wrong step named), on correct rows (no error found),
     and their harmonic mean F1 = 2 a_err a_cor / (a_err + a_cor)."""
     if len(predictions) != len(labels):

@@ -38,25 +38,25 @@ class ModelConfig:
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
 
-    def check(self) -> None:
-        choice("model.dtype", self.dtype, ["float32", "bfloat16", "float16", "auto"])
+    def check(self, prefix: str = "model") -> None:
+        choice(f"{prefix}.dtype", self.dtype, ["float32", "bfloat16", "float16", "auto"])
         q = self.quantization
         if q.bits is not None:
-            choice("model.quantization.bits", q.bits, [4, 8])
-            choice("model.quantization.quant_type", q.quant_type, ["nf4", "fp4"])
-            choice("model.quantization.compute_dtype", q.compute_dtype, ["float32", "bfloat16", "float16"])
+            choice(f"{prefix}.quantization.bits", q.bits, [4, 8])
+            choice(f"{prefix}.quantization.quant_type", q.quant_type, ["nf4", "fp4"])
+            choice(f"{prefix}.quantization.compute_dtype", q.compute_dtype, ["float32", "bfloat16", "float16"])
         if q.bits is not None and _sharding_strategy():
             raise UserError(
-                f"model.quantization.bits={q.bits} cannot be combined with {_sharding_strategy()}: quantised weights "
+                f"{prefix}.quantization.bits={q.bits} cannot be combined with {_sharding_strategy()}: quantised weights "
                 "are not sharded; launch with recipes/accelerate/ddp.yaml instead"
             )
         if self.lora.enabled and self.lora.r < 1:
-            raise UserError(f"recipe key 'model.lora.r' must be >= 1; got {self.lora.r}")
+            raise UserError(f"recipe key '{prefix}.lora.r' must be >= 1; got {self.lora.r}")
         if self.lora.enabled and not self.lora.target_modules:
-            raise UserError("recipe key 'model.lora.target_modules' is empty: name the modules LoRA adapts "
+            raise UserError(f"recipe key '{prefix}.lora.target_modules' is empty: name the modules LoRA adapts "
                             "(e.g. [q_proj, v_proj])")
         if not self.name:
-            raise UserError("recipe key 'model.name' is empty")
+            raise UserError(f"recipe key '{prefix}.name' is empty")
 
     def check_output(self, output_dir: str) -> None:
         """Refuse a run whose final ``model/`` would replace the checkpoint it starts from."""

@@ -12,6 +12,7 @@ def test_f1_is_the_harmonic_mean_of_the_two_accuracies():
     assert out["correct_acc"] == 0.5 and out["error_acc"] == pytest.approx(2 / 3)
     assert out["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
     assert processbench_f1([-1, -1], [-1, 3])["f1"] == 0.0  # finding no error anywhere scores 0
+    assert processbench_f1([None, None], [-1, 3])["correct_acc"] == 0.0  # judging nothing is wrong on both
     with pytest.raises(ValueError):
         processbench_f1([1], [1, 2])
 

@@ -105,8 +105,11 @@ class Judgment:
     final: Optional[bool]  # the final verdict; None when the final box is missing or malformed
 
     @property
-    def first_error(self) -> int:
-        """The earliest step judged INCORRECT (0-based), or -1 when none is (ProcessBench's convention)."""
+    def first_error(self) -> Optional[int]:
+        """The earliest step judged INCORRECT (0-based), −1 when every judged step is CORRECT (ProcessBench's
+        convention), None when no step was judged at all (it counts as wrong on either kind of row)."""
+        if not self.steps:
+            return None
         return next((i for i, ok in enumerate(self.steps) if not ok), -1)
 
 

@@ -112,10 +112,14 @@ class ClassWeights:
         self.decay, self.method = decay, method
         self.pos: Optional[float] = None
         self.neg: Optional[float] = None
+        self.last = (1.0, 1.0)  # the weights of a correct and of an incorrect solution's judgment, last step
 
-    def __call__(self, truths: Sequence[bool]) -> list[float]:
-        pos = float(sum(bool(x) for x in truths))
-        neg = len(truths) - pos
+    def __call__(self, truths: Sequence[bool], batch: Optional[tuple[float, float]] = None) -> list[float]:
+        """Weights of ``truths`` (True: a correct solution); ``batch`` = (correct, incorrect) counts of the
+        whole step over every process (default: of ``truths``), which update the running counts."""
+        if batch is None:
+            batch = (float(sum(map(bool, truths))), float(len(truths) - sum(map(bool, truths))))
+        pos, neg = batch
         if self.pos is None:
             self.pos, self.neg = pos, neg
         else:
@@ -124,9 +128,10 @@ class ClassWeights:
             self.neg = self.decay * self.neg + (1 - self.decay) * neg
         f = math.sqrt if self.method == "sqrt_inverse" else (lambda x: x)
         coef_pos, coef_neg = 1.0 / (f(self.pos) + 1e-6), 1.0 / (f(self.neg) + 1e-6)
-        w = [coef_pos if x else coef_neg for x in truths]
-        scale = len(w) / sum(w)
-        return [x * scale for x in w]
+        # normalised to mean 1 over the whole step's judgments
+        scale = (pos + neg) / (pos * coef_pos + neg * coef_neg)
+        self.last = (coef_pos * scale, coef_neg * scale)
+        return [(coef_pos if x else coef_neg) * scale for x in truths]
 
     def state_dict(self) -> dict:
         return {"pos": self.pos, "neg": self.neg}

@@ -15,7 +15,7 @@ def test_a_judgment_reads_step_verdicts_and_the_final_one():
     assert j.steps == [True, False] and j.final is False and j.first_error == 1
     assert parse_judgment("<final_verification>\\box{Correct}.</final_verification>").final is True
     empty = parse_judgment("no tags at all")
-    assert empty.steps == [] and empty.final is None and empty.first_error == -1
+    assert empty.steps == [] and empty.final is None and empty.first_error is None
 
 
 def test_the_verifier_format_score_and_its_penalties():
