@@ -62,7 +62,7 @@ METHODS: dict[str, Method] = {
                        serve_mode=f"{M}.evoscale.serving:load"),
     "tango": Method("Tango: generator and verifier co-trained by RL", "tango.md",
                     schema=f"{M}.tango.config:TangoRecipe", train=f"{M}.tango.pipeline:train",
-                    eval=f"{M}.tango.pipeline:evaluate"),
+                    eval=f"{M}.tango.pipeline:evaluate", dry_run=f"{M}.tango.dryrun:dry_run"),
     "vca": Method("VCA: curiosity-driven video agent", "vca.md",
                   verbs={"video-explore": Verb(None, "VCA video exploration")}),
     "tts": Method("TTS-Llama: an LLM that speaks", "tts_mole.md"),

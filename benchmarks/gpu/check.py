@@ -226,6 +226,25 @@ def rl_smollm2(args, torch, device, info) -> dict:
     return {"status": "ok" if rc == 0 else "failed", "model": model, "tail": tail[-600:]}
 
 
+def tango_smollm2(args, torch, device, info) -> dict:
+    """A few co-training steps of Tango (generator + verifier in one process) on the device."""
+    model = "tiny-llama" if args.dry_run else "smollm2-135m-instruct"
+    steps, tokens = (3, 4) if args.dry_run else (8, 96)
+    with tempfile.TemporaryDirectory() as tmp:
+        rc, tail = _command([sys.executable, "-m", "mmthink.cli", "train", "tango", "--recipe", "recipes/tiny/tango.yaml",
+                             f"output_dir={tmp}", f"model.name={model}", f"verifier_model.name={model}",
+                             "stages=[rl]", f"schedule.steps={steps}", "schedule.verifier_warmup=1",
+                             f"generator.rollout.max_new_tokens={tokens}", f"verifier.rollout.max_new_tokens={tokens}",
+                             "data.n_train=32", "data.n_eval=4", "eval.limit=2", "eval.step_rows=2",
+                             "logging.progress=none"], 600)
+        if rc != 0:
+            return {"status": "failed", "tail": tail}
+        rows = [json.loads(x) for x in (Path(tmp) / "rl" / "metrics.jsonl").read_text().splitlines() if x]
+    times = [r["step_s"] for r in rows if "step_s" in r]
+    return {"model": model, "steps": steps, "max_new_tokens": tokens,
+            "median_step_s": round(sorted(times)[len(times) // 2], 2)}
+
+
 def serve_smollm2(args, torch, device, info) -> dict:
     """mmthink serve's continuous batching against one row at a time (benchmarks/bench_serve.py)."""
     model = "tiny-llama" if args.dry_run else "smollm2-135m-instruct"
@@ -247,7 +266,7 @@ def pytest_gpu(args, torch, device, info) -> dict:
     return {"status": "ok" if rc == 0 else "failed", "summary": tail.strip().splitlines()[-1] if tail.strip() else ""}
 
 
-PARTS = [mirage_stage1, latent_decode, qlora_step, sft_smollm2, rl_smollm2, serve_smollm2, pytest_gpu]
+PARTS = [mirage_stage1, latent_decode, qlora_step, sft_smollm2, rl_smollm2, tango_smollm2, serve_smollm2, pytest_gpu]
 
 
 def main() -> int:

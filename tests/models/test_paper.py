@@ -10,7 +10,7 @@ from mmthink.models.paper import (FactsTokenizer, count_parameters, meta_model, 
                                   shape_model, shipped_models)
 from mmthink.paths import assets_dir
 
-SHIPPED = ["Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-Math-7B", "Qwen/Qwen2.5-Coder-32B-Instruct",
+SHIPPED = ["Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-Math-7B", "Qwen/Qwen2.5-7B", "Qwen/Qwen2.5-Coder-32B-Instruct",
            "meta-llama/Llama-2-7b-chat-hf", "roberta-large"]
 
 

@@ -112,3 +112,14 @@ def test_calibrate_features_has_the_same_dry_run(cli):
     res = cli("calibrate", "features", "--recipe", "recipes/thermometer.yaml", "--dry-run")
     assert res.exit_code == 0, res.output
     assert "6,738,415,616 (inference only)" in res.stdout
+
+
+def test_tango_needs_its_two_policies_sharded_and_fits_fsdp_on_8(cli):
+    res, out = _run(cli, "tango")
+    assert res.exit_code == 2 and "step needs about" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res, out = _run(cli, "tango", "--gpus", "8", "--strategy", "zero3")
+    assert res.exit_code == 2 and "--strategy fsdp" in res.stderr
+    res, out = _run(cli, "tango", "--gpus", "8", "--strategy", "fsdp")
+    assert res.exit_code == 0, out
+    assert "generator parameters  7,615,616,512" in out and "verifier parameters   7,615,616,512" in out
+    assert "verifier (resident) optimizer" in out and "format-tuning loss" in out and "fits: estimated peak" in out

@@ -245,18 +245,25 @@ def cotrain(cfg: TangoRecipe, accelerator, gen_model, gen_tok, ver_model, ver_to
     """Run ``schedule.steps`` steps; checkpoints (generator + verifier + class weights) under ``out_dir``."""
     from accelerate.utils import DistributedType, set_seed
 
-    if accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
-        raise UserError("train tango co-trains two models in one process group: launch it on one device or with "
-                        "DDP (recipes/accelerate/ddp.yaml); FSDP and DeepSpeed are not supported for it")
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        raise UserError("train tango co-trains two models in one process group, which DeepSpeed does not take: "
+                        "launch it with FSDP (recipes/accelerate/fsdp.yaml) or DDP")
     set_seed(cfg.seed)
     trainer = CoTrainer(cfg, accelerator, gen_model, gen_tok, ver_model, ver_tok, rows)
 
-    def save_extra(folder: Path) -> None:
+    def save(keep_last: int) -> None:
         from mmthink.runner.checkpoint import save_pretrained_model
 
-        if trainer.V is not None:
-            save_pretrained_model(accelerator.unwrap_model(trainer.V.model), ver_tok, folder / "verifier")
-        (folder / "tango_state.json").write_text(json.dumps(trainer.weights.state_dict()))
+        # every process gathers the verifier's (FSDP-sharded) weights; the main one writes them
+        ver_state = accelerator.get_state_dict(trainer.V.model) if trainer.V is not None else None
+
+        def extra(folder: Path) -> None:
+            if trainer.V is not None:
+                save_pretrained_model(accelerator.unwrap_model(trainer.V.model), ver_tok, folder / "verifier",
+                                      ver_state)
+            (folder / "tango_state.json").write_text(json.dumps(trainer.weights.state_dict()))
+
+        run.save(trainer.G.model, gen_tok, keep_last, extra=extra)
 
     def load_extra(folder: Path) -> None:
         from mmthink.runner.checkpoint import load_weights
@@ -298,7 +305,7 @@ def cotrain(cfg: TangoRecipe, accelerator, gen_model, gen_tok, ver_model, ver_to
             if evaluate and r.eval_every and state.step % r.eval_every == 0 and state.step < cfg.schedule.steps:
                 last.update(_evaluate(run, evaluate, trainer))
             if r.save_every and state.step % r.save_every == 0:
-                run.save(trainer.G.model, gen_tok, r.keep_last, extra=save_extra)
+                save(r.keep_last)
     if evaluate:
         last.update(_evaluate(run, evaluate, trainer))
     if run.metrics_log is not None:
