@@ -87,7 +87,7 @@ class TangoRun:
     keep_last: int = 2
     resume: str = "auto"  # auto | never | a checkpoint folder
     resume_allow_changes: List[str] = field(default_factory=list)
-    eval_every: int = 0  # co-training steps between evaluations; 0: only at the end
+    eval_every: int = 0  # co-training steps between evaluations (and one before the first); 0: only at the end
     log_samples: int = 2  # generator and verifier outputs written to samples.jsonl each step
 
 

@@ -279,6 +279,8 @@ def cotrain(cfg: TangoRecipe, accelerator, gen_model, gen_tok, ver_model, ver_to
     state = run.state
     last: dict = {}
     with run:
+        if evaluate and r.eval_every and state.step == 0:  # where both start (the official val_before_train)
+            _evaluate(run, evaluate, trainer)
         while state.step < cfg.schedule.steps:
             t0 = time.monotonic()
             mode, warmup = mode_at(state.step, cfg.schedule)
