@@ -116,8 +116,8 @@ def _abs(rel):
 # "{out}" to the run folder that must stay absent.
 CASES = [
     ("unknown-method", ["train", "foo", "--recipe", TINY], "unknown method 'foo'"),
-    ("train-not-built", ["train", "tango", "--recipe", TINY], "'train tango' is not implemented yet"),
-    ("eval-not-built", ["eval", "tango", "--checkpoint", "x", "--data", "y"], "not implemented yet"),
+    ("train-not-built", ["train", "tts", "--recipe", TINY], "'train tts' is not implemented yet"),
+    ("eval-not-built", ["eval", "mole", "--checkpoint", "x", "--data", "y"], "not implemented yet"),
     ("serve-no-model", ["serve"], "--model"),
     ("serve-missing-model", ["serve", "--model", "runs/nowhere/model"], "model path not found"),
     ("serve-run-folder", ["serve", "--model", "{tmp}"], "has no config.json"),

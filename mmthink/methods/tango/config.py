@@ -11,7 +11,9 @@ from mmthink.models.config import ModelConfig
 from mmthink.rl.config import PolicyConfig, RolloutConfig
 from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig, check_resume
 
-STAGES = ("format", "rl")  # format tuning of the generator, then the co-training
+# format tuning of the generator; (ours, opt-in) the verifier's output format from judgments whose verdicts
+# are coin flips, so it learns the structure and nothing about which steps are wrong; the co-training
+STAGES = ("format", "verifier_format", "rl")
 ALPHA_SCHEDULES = ("exp", "linear", "cosine")
 
 
@@ -41,6 +43,15 @@ class FormatStage:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-5))
     runner: RunnerConfig = field(default_factory=lambda: RunnerConfig(epochs=1, batch_size=16, micro_batch_size=4))
     max_length: int = 512
+
+
+@dataclass
+class VerifierFormatStage(FormatStage):
+    """Not in the paper (its 7B verifier follows the format from the prompt; a 135M one writes none): SFT of
+    the verifier on judgments of training solutions with random verdicts, so the outcome reward has
+    something to act on while no step or outcome label is taught."""
+
+    max_length: int = 768
 
 
 @dataclass
@@ -112,6 +123,7 @@ class TangoRecipe:
     verifier_model: ModelConfig = field(default_factory=ModelConfig)  # the verifier's starting point (a base model)
     data: TangoData = field(default_factory=TangoData)
     format: FormatStage = field(default_factory=FormatStage)
+    verifier_format: VerifierFormatStage = field(default_factory=VerifierFormatStage)
     schedule: Schedule = field(default_factory=Schedule)
     generator: PolicyConfig = field(default_factory=lambda: _policy(256))
     verifier: PolicyConfig = field(default_factory=lambda: _policy(256))
@@ -172,8 +184,12 @@ class TangoRecipe:
         if r.keep_last < 1:
             raise UserError(f"recipe key 'run.keep_last' must be >= 1; got {r.keep_last}")
         check_resume("run.resume", r.resume)
-        if "format" in self.stages:
-            self.format.optim.check()
-            self.format.runner.check(world_size)
+        for stage in ("format", "verifier_format"):
+            if stage in self.stages:
+                getattr(self, stage).optim.check()
+                getattr(self, stage).runner.check(world_size)
+        if "verifier_format" in self.stages and (not self.schedule.verifier or "rl" not in self.stages):
+            raise UserError("recipe key 'stages' lists verifier_format, which runs at the start of the rl stage "
+                            "and needs schedule.verifier: true")
         self.model.check_output(self.output_dir)
         self.logging.check()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from typing import Optional
 
-from mmthink.methods.tango.formats import generator_prompt, solution_text
+from mmthink.methods.tango.formats import generator_prompt, solution_text, step_spans, verifier_prompt
 from mmthink.tasks.math import STEP_EQUATION, apply
 
 DELTAS = (1, -1, 2, -2, 3, -3, 5, -5, 10, -10)
@@ -71,4 +71,27 @@ def step_labelled(rows: list, seed: int, error_share: float = 0.5) -> list[dict]
             continue
         made = corrupt(r, rng.randrange(len(r["steps"])), rng) if rng.random() < error_share else None
         out.append(made or {**r, "label": -1, "solution": solution_text(r["steps"], r["answer"]), "correct": True})
+    return out
+
+
+def judgment_text(solution: str, verdicts: list, final: bool) -> str:
+    """A judgment in the verifier's format: each step restated, then the given verdicts."""
+    box = lambda ok: "\\boxed{CORRECT}" if ok else "\\boxed{INCORRECT}"  # noqa: E731
+    steps = [solution[a:b].removeprefix("<step>").removesuffix("</step>").strip() for a, b in step_spans(solution)]
+    body = "".join(f"<step>Step {i + 1} Analysis: {text} {box(ok)}</step>\n"
+                   for i, (text, ok) in enumerate(zip(steps, verdicts)))
+    return f"<step_verification>\n{body}</step_verification>\n<final_verification>{box(final)}</final_verification>"
+
+
+def verifier_format_rows(rows: list, seed: int) -> list[dict]:
+    """prompt + completion rows teaching the verifier's format only: solutions (half with a corrupted step)
+    judged with coin-flip verdicts, so no row says which step is wrong or whether the answer is."""
+    rng = random.Random(seed)
+    out = []
+    for r in step_labelled(rows, seed):
+        n = len(step_spans(r["solution"]))
+        verdicts = [rng.random() < 0.5 for _ in range(n)]
+        out.append({"prompt": verifier_prompt(r["question"], r["solution"]),
+                    "completion": judgment_text(r["solution"], verdicts, rng.random() < 0.5),
+                    "label": r["label"]})  # kept for inspection; the SFT reads prompt and completion only
     return out

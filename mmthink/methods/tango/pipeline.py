@@ -2,7 +2,8 @@
 
 train: check the recipe -> problems (the file, or generated into ``output_dir/data``), the step-labelled
 set made from the held-out problems -> stage ``format``: the generator learns the ``<step>`` format (SFT)
--> stage ``rl``: co-training with the verifier (``cotrain.py``) -> ``model/`` (the generator) and
+-> (opt-in, ours) stage ``verifier_format``: the verifier learns its output format from judgments with
+coin-flip verdicts -> stage ``rl``: co-training with the verifier (``cotrain.py``) -> ``model/`` (the generator) and
 ``verifier/model/``. With ``schedule.verifier=false`` the rl stage is outcome-only GRPO of the generator
 at the same steps and samples (the baseline), and no verifier is loaded.
 
@@ -20,10 +21,10 @@ from mmthink.data.rows import load_rows, need
 from mmthink.errors import UserError
 from mmthink.io import write_jsonl
 from mmthink.methods.tango.config import TangoRecipe
-from mmthink.methods.tango.data import format_rows, step_labelled
+from mmthink.methods.tango.data import format_rows, step_labelled, verifier_format_rows
 from mmthink.models.loading import load_model
 from mmthink.runner import world_size
-from mmthink.runner.checkpoint import save_final, write_eval
+from mmthink.runner.checkpoint import load_weights, save_final, write_eval
 from mmthink.runner.config import RunnerConfig
 from mmthink.runner.loop import fit, make_accelerator
 from mmthink.runner.session import Stage, run_stages
@@ -80,8 +81,25 @@ def train(cfg: TangoRecipe, command: Sequence[str] = ()) -> dict:
 
     result: dict = {}
 
+    def verifier_format(ver) -> None:
+        """The opt-in verifier format stage (random verdicts); a finished one is loaded, not run again."""
+        vf, folder = cfg.verifier_format, out_dir / "verifier_format"
+        if vf.runner.resume != "never" and (folder / "model" / "config.json").is_file():
+            load_weights(ver.model, folder / "model")
+            accelerator.print(f"verifier_format already done: loaded {folder / 'model'}")
+            return
+        examples = tokenize_rows(verifier_format_rows(train_rows, cfg.seed), ver.tokenizer, vf.max_length,
+                                 packing=False)
+        fit(ver.model, ver.tokenizer, sft_task(examples, ver.tokenizer, name="tango-verifier-format"), vf.optim,
+            vf.runner, cfg.logging, folder, cfg.seed, accelerator, config_yaml=to_yaml(cfg), command=command,
+            settings="verifier_format.runner")
+        save_final(accelerator, ver.model, ver.tokenizer, folder)
+
     def run_rl(m):
         ver = load_model(cfg.verifier_model) if cfg.schedule.verifier else None
+        if ver is not None and "verifier_format" in cfg.stages:
+            verifier_format(ver)
+            ver.model = accelerator.unwrap_model(ver.model)
 
         def evaluate(trainer):
             if not accelerator.is_main_process:
@@ -101,9 +119,10 @@ def train(cfg: TangoRecipe, command: Sequence[str] = ()) -> dict:
         result.update(out)
         return out["metrics"]
 
+    # the verifier's own format stage runs at the start of the rl stage (it trains the other model)
     plan = [Stage(s, out_dir / s, run_format if s == "format" else run_rl,
                   cfg.format.runner.resume if s == "format" else cfg.run.resume, saves_model=s == "format")
-            for s in cfg.stages]
+            for s in cfg.stages if s != "verifier_format"]
     model, metrics = run_stages(accelerator, model, tok, plan)
     trainer = result.get("trainer")
     save_final(accelerator, trainer.G.model if trainer else model, tok, out_dir)

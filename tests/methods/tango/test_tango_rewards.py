@@ -118,3 +118,23 @@ def test_a_corrupted_step_is_the_earliest_wrong_one_and_the_answer_changes():
     assert len(labelled) == 30 and 5 < sum(r["label"] >= 0 for r in labelled) < 25
     assert all(r["correct"] == (r["label"] == -1) for r in labelled)
     assert format_rows(rows[:2])[0]["completion"].startswith("<think>\n<step>")
+
+
+def test_verifier_format_rows_teach_the_format_and_no_label():
+    from mmthink.methods.tango.data import verifier_format_rows
+    from mmthink.methods.tango.formats import parse_judgment, verifier_format_score
+
+    rows = math_task.generate(200, 3, levels=(1, 2, 3))
+    made = verifier_format_rows(rows, 0)
+    assert len(made) == 200
+    finals = {True: [], False: []}
+    for r in made:
+        solution = r["prompt"].split("Solution:\n", 1)[1].split("\n\nThe solution has", 1)[0]
+        n = len(step_spans(solution))
+        assert verifier_format_score(r["completion"], n) == 1.0
+        j = parse_judgment(r["completion"])
+        assert len(j.steps) == n
+        finals[r["label"] == -1].append(j.final)
+    # the verdicts are coin flips: a wrong solution is called CORRECT as often as a right one
+    rate = {k: sum(v) / len(v) for k, v in finals.items()}
+    assert abs(rate[True] - rate[False]) < 0.2 and 0.3 < rate[True] < 0.7, rate

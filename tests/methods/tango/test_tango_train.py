@@ -10,6 +10,7 @@ from mmthink.methods.tango.cotrain import generator_steps_after_warmup, mode_at,
 from mmthink.methods.tango.formats import solution_text
 
 TINY = ["--recipe", "recipes/tiny/tango.yaml", "model.name=tiny-llama", "verifier_model.name=tiny-llama",
+        "stages=[format,rl]", "verifier_format.runner.max_steps=2", "verifier_format.runner.batch_size=4",
         "data.n_train=16", "data.n_eval=4", "format.runner.max_steps=2", "format.runner.batch_size=4",
         "format.runner.micro_batch_size=4", "schedule.verifier_warmup=1", "generator.prompts_per_step=2",
         "verifier.prompts_per_step=2", "generator.rollout.max_new_tokens=6", "verifier.rollout.max_new_tokens=6",
@@ -114,3 +115,17 @@ def test_bad_tango_settings_name_the_key(tmp_path, cli):
                           ("generator_reward.gt_weight=2", "generator_reward.gt_weight"), ("stages=[rl,format]", "stages")):
         res = cli("train", "tango", *TINY, f"output_dir={tmp_path / 'x'}", override)
         assert res.exit_code == 2 and key in res.stderr, (override, res.stderr)
+
+
+def test_the_verifier_format_stage_runs_once_before_the_cotraining(tmp_path, cli):
+    out = tmp_path / "vf"
+    args = [*TINY, f"output_dir={out}", "stages=[format,verifier_format,rl]", "schedule.steps=2"]
+    res = cli("train", "tango", *args)
+    assert res.exit_code == 0, res.stderr
+    assert (out / "verifier_format" / "model" / "model.safetensors").is_file()
+    assert len(_metrics(out / "verifier_format")) == 2
+    res = cli("train", "tango", *args, "schedule.steps=3")
+    assert res.exit_code == 0 and "verifier_format already done" in res.stdout + res.stderr
+    res = cli("train", "tango", *TINY, f"output_dir={tmp_path / 'x'}", "stages=[verifier_format,rl]",
+              "schedule.verifier=false")
+    assert res.exit_code == 2 and "verifier_format" in res.stderr
