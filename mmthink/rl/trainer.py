@@ -281,7 +281,7 @@ def train_rl(
             })
             if rollout.latent_steps is not None:
                 metrics["latent_steps/mean"] = rollout.latent_steps.float().mean().item()
-            last = _reduce_metrics(accelerator, metrics)
+            last = reduce_metrics(accelerator, metrics)
             run.log(last)
             if accelerator.is_main_process:
                 _write_samples(samples_path, state.step, prompts, rollout.texts, totals, g, cfg.log_samples)
@@ -362,7 +362,7 @@ def _update_critic(learner: Learner, rollout, micro, returns, old_values, tokens
     return {"loss/value": loss_sum}
 
 
-def _reduce_metrics(accelerator, metrics: dict) -> dict:
+def reduce_metrics(accelerator, metrics: dict) -> dict:
     """Mean of each scalar metric over processes."""
     keys = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
     if accelerator.num_processes == 1 or not keys:

@@ -257,6 +257,21 @@ def generate(n: int, seed: int, kinds=KINDS, levels=(1, 2, 3), exclude=frozenset
     return rows
 
 
+def problems_for_run(d, seed: int, out_dir) -> tuple[list, list]:
+    """(train rows, held-out rows) of a recipe's ``data`` section (train_file, eval_file, n_train, n_eval,
+    kinds, levels, limit): its files, or generated problems written to ``out_dir/data``."""
+    from pathlib import Path
+
+    from mmthink.io import write_jsonl
+
+    if d.train_file:
+        return load_math(d.train_file, d.limit), (load_math(d.eval_file) if d.eval_file else [])
+    train, held_out = generate_split(d.n_train, d.n_eval, seed, tuple(d.kinds), tuple(d.levels))
+    write_jsonl(train, Path(out_dir) / "data" / "train.jsonl")
+    write_jsonl(held_out, Path(out_dir) / "data" / "eval.jsonl")
+    return (train[: d.limit] if d.limit else train), held_out
+
+
 def generate_split(n_train: int, n_test: int, seed: int = 0, kinds=KINDS, levels=(1, 2, 3)):
     """(train, test) with no question in both; test uses ``seed``, train ``seed + 1``."""
     test = generate(n_test, seed, kinds, levels)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from mmthink.config import to_yaml
-from mmthink.io import write_jsonl
 from mmthink.methods.satori.coat import REFLECT, coat_sft_rows, cot_sft_rows
 from mmthink.methods.satori.config import SatoriRecipe
 from mmthink.methods.satori.distill import load_or_sample, sample_solutions
@@ -36,19 +35,6 @@ from mmthink.runner.loop import fit, make_accelerator
 from mmthink.runner.sft import sft_task, tokenize_rows
 from mmthink.tasks import math as math_task
 from mmthink.tasks.grading import grade
-
-
-def load_problems(cfg: SatoriRecipe, out_dir: Path) -> tuple[list[dict], list[dict]]:
-    """(train rows, eval rows): the recipe's files, or generated problems written to ``out_dir/data``."""
-    d = cfg.data
-    if d.train_file:
-        train = math_task.load_math(d.train_file, d.limit)
-        held_out = math_task.load_math(d.eval_file) if d.eval_file else []
-        return train, held_out
-    train, held_out = math_task.generate_split(d.n_train, d.n_eval, cfg.seed, tuple(d.kinds), tuple(d.levels))
-    write_jsonl(train, out_dir / "data" / "train.jsonl")
-    write_jsonl(held_out, out_dir / "data" / "eval.jsonl")
-    return train[: d.limit] if d.limit else train, held_out
 
 
 class SatoriRL:
@@ -101,7 +87,7 @@ def train(cfg: SatoriRecipe, command: Sequence[str] = ()) -> dict:
     world = world_size()
     cfg.check(world)
     out_dir = Path(cfg.output_dir)
-    train_rows, eval_rows = load_problems(cfg, out_dir)
+    train_rows, eval_rows = math_task.problems_for_run(cfg.data, cfg.seed, out_dir)
     if "format" in cfg.stages:
         sft_rows = coat_sft_rows(train_rows, cfg.seed, cfg.format.mix) if cfg.format.demos == "coat" \
             else cot_sft_rows(train_rows)

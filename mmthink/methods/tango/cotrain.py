@@ -30,7 +30,7 @@ from mmthink.methods.tango.formats import (generator_format_score, generator_pro
                                            verifier_format_score, verifier_prompt)
 from mmthink.rl import advantages as adv
 from mmthink.rl.rollout import generate_rollouts
-from mmthink.rl.trainer import Learner, step_prompt_indices
+from mmthink.rl.trainer import Learner, reduce_metrics, step_prompt_indices
 from mmthink.runner.session import RunSession
 from mmthink.tasks.grading import grade
 from mmthink.tasks.math import STEP_EQUATION, apply
@@ -326,11 +326,7 @@ def _evaluate(run, evaluate, trainer) -> dict:
 def _reduce(accelerator, metrics: dict) -> dict:
     """Mean of each metric over processes (every process logs the same keys each step), and the step
     agreement from the summed counts."""
-    keys = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
-    out = {k: float(metrics[k]) for k in keys}
-    if accelerator.num_processes > 1:
-        t = torch.tensor([out[k] for k in keys], device=accelerator.device)
-        out = dict(zip(keys, accelerator.reduce(t, "mean").tolist()))
+    out = reduce_metrics(accelerator, metrics)
     agree, judged = out.pop(AGREE, 0.0), out.pop(JUDGED, 0.0)
     if judged > 0:
         out["verifier/step_agreement"] = agree / judged

@@ -32,18 +32,6 @@ from mmthink.runner.sft import sft_task, tokenize_rows
 from mmthink.tasks import math as math_task
 
 
-def load_problems(cfg: TangoRecipe, out_dir: Path) -> tuple[list, list]:
-    """(train rows, held-out rows); generated ones are written to ``out_dir/data``."""
-    d = cfg.data
-    if d.train_file:
-        train = math_task.load_math(d.train_file, d.limit)
-        return train, (math_task.load_math(d.eval_file) if d.eval_file else [])
-    train, held_out = math_task.generate_split(d.n_train, d.n_eval, cfg.seed, tuple(d.kinds), tuple(d.levels))
-    write_jsonl(train, out_dir / "data" / "train.jsonl")
-    write_jsonl(held_out, out_dir / "data" / "eval.jsonl")
-    return (train[: d.limit] if d.limit else train), held_out
-
-
 def _max_new(cfg: TangoRecipe, policy: str) -> int:
     return cfg.eval.max_new_tokens or getattr(cfg, policy).rollout.max_new_tokens
 
@@ -55,7 +43,7 @@ def train(cfg: TangoRecipe, command: Sequence[str] = ()) -> dict:
     world = world_size()
     cfg.check(world)
     out_dir = Path(cfg.output_dir)
-    train_rows, held_out = load_problems(cfg, out_dir)
+    train_rows, held_out = math_task.problems_for_run(cfg.data, cfg.seed, out_dir)
     train_rows = [r for r in train_rows if r.get("steps")]
     if not train_rows:
         raise UserError(f"no training row of {cfg.data.train_file or 'the generated problems'} has 'steps': "
