@@ -7,7 +7,6 @@ from typing import List, Optional
 
 from mmthink.config import choice
 from mmthink.errors import UserError
-from mmthink.methods.tango.rewards import ALPHA_SCHEDULES
 from mmthink.models.config import ModelConfig
 from mmthink.rl.config import PolicyConfig, RolloutConfig
 from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig, check_resume
@@ -15,6 +14,7 @@ from mmthink.runner.config import LoggingConfig, OptimConfig, RunnerConfig, chec
 # format tuning of the generator; (ours, opt-in) the verifier's output format from judgments whose verdicts
 # are coin flips, so it learns the structure and nothing about which steps are wrong; the co-training
 STAGES = ("format", "verifier_format", "rl")
+ALPHA_SCHEDULES = ("exp", "linear", "cosine")
 
 
 def _policy(max_new_tokens: int) -> PolicyConfig:

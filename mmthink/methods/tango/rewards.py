@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
-ALPHA_SCHEDULES = ("exp", "linear", "cosine")
+from mmthink.methods.tango.config import ALPHA_SCHEDULES
+
 
 
 def alpha_at(step: int, total: int, schedule: str = "exp", start: float = 0.1, end: float = 1e-3,
