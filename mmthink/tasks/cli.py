@@ -161,3 +161,39 @@ def humaneval(
         rows = code.bugfix_tasks(problems, seed)
         write_jsonl(rows, Path(out) / "bugfix.jsonl")
         typer.echo(f"wrote {Path(out) / 'bugfix.jsonl'} ({len(rows)} tasks)")
+
+
+@user_errors
+def video(
+    out: str = typer.Option("data/video", "--out", help="Folder for test.jsonl and videos/"),
+    n: int = typer.Option(20, "--n", help="videos (one question each)"),
+    seed: int = typer.Option(0, "--seed"),
+    duration: float = typer.Option(240.0, "--duration", help="seconds per video"),
+    fps: int = typer.Option(2, "--fps"),
+    scenes: int = typer.Option(6, "--scenes", help="scenes (background colours) per video, 2-8"),
+    needle: float = typer.Option(4.0, "--needle", help="seconds the needle (a white digit) shows"),
+    size: int = typer.Option(96, "--size", help="frame width and height in pixels"),
+    split: str = typer.Option("test", "--split", help="name of the JSONL file (test, train, ...)"),
+):
+    """Synthetic long videos (mp4, PyAV) with one planted needle, and a question about it with the truth."""
+    from mmthink.io import write_jsonl
+    from mmthink.data.video import write_mp4
+    from mmthink.tasks import needle as task
+
+    check_output_dir(out, "--out")
+    if n < 1 or fps < 1 or size < 32 or not 2 <= scenes <= len(task.COLOURS):
+        raise UserError(f"need --n >= 1, --fps >= 1, --size >= 32 and 2 <= --scenes <= {len(task.COLOURS)}")
+    if not 0 < needle < duration / scenes / 2 - 4:
+        raise UserError(f"--needle must be positive and under {duration / scenes / 2 - 4:.1f} s (half a shortest "
+                        "scene, less 4 s of margin)")
+    folder = Path(out) / "videos"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, truth, q, frames in task.generate(n, seed, duration, fps, scenes, needle, size):
+        name = f"{split}-{k:04d}.mp4"
+        write_mp4(frames, folder / name, fps)
+        rows.append({"id": f"{split}-{k:04d}", "video": f"videos/{name}", **q, "truth": truth,
+                     "provenance": f"mmthink data video --seed {seed} --duration {duration} --fps {fps} "
+                                   f"--scenes {scenes} --needle {needle} --size {size}"})
+    write_jsonl(rows, Path(out) / f"{split}.jsonl")
+    typer.echo(f"wrote {len(rows)} videos to {folder} and {Path(out) / f'{split}.jsonl'}")
