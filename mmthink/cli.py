@@ -121,7 +121,8 @@ def train(
 @user_errors
 def eval_(
     method: str = typer.Argument(..., help=f"Method to evaluate: {', '.join(registry.names('eval'))}"),
-    checkpoint: str = typer.Option(..., "--checkpoint", "-c", help="Trained model folder (e.g. runs/sft/model)"),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", "-c", help="Trained model folder (e.g. "
+                                             "runs/sft/model); vca: optional, the VLM to use"),
     data: str = typer.Option(..., "--data", "-d", help="Evaluation rows (JSONL or parquet)"),
     recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="Recipe for evaluation settings"),
     out: Optional[str] = typer.Option(None, "--out", help="Folder for eval.json (default: the checkpoint folder)"),
@@ -129,12 +130,14 @@ def eval_(
 ):
     """Evaluate a trained checkpoint of METHOD on a data file; writes eval.json and prints a table."""
     entry = registry.entry(method, "eval")
+    if checkpoint is None and registry.METHODS[method].eval_checkpoint:
+        raise UserError(f"'eval {method}' needs --checkpoint (a trained model folder)")
     cfg = method_recipe(method, recipe, overrides)
     if out:
         check_output_dir(out, "--out")
     quiet_hub_bars()
     metrics = registry.load(entry)(cfg, checkpoint, data, out)
-    print_table(f"{method} eval of {Path(checkpoint).name} on {Path(data).name}", metrics)
+    print_table(f"{method} eval of {Path(checkpoint or method).name} on {Path(data).name}", metrics)
 
 
 @recipes_app.command("list")

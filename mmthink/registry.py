@@ -33,6 +33,7 @@ class Method:
     train: Optional[str] = None  # "module:function(cfg, command) -> metrics"
     eval: Optional[str] = None  # "module:function(cfg, checkpoint, data, out) -> metrics"
     dry_run: Optional[str] = None  # "module:function(cfg, runner.dryrun.Target) -> metrics" (``--dry-run``)
+    eval_checkpoint: bool = True  # ``eval`` needs --checkpoint (False: the recipe names the model, e.g. VCA's VLM)
     verbs: dict = field(default_factory=dict)  # top-level commands of its own: name -> Verb
     data: dict = field(default_factory=dict)  # generators under ``mmthink data``: name -> Verb
     # What it adds to ``mmthink serve``: option name -> "module:function(folder, model, tokenizer) -> scorer"
@@ -63,8 +64,11 @@ METHODS: dict[str, Method] = {
     "tango": Method("Tango: generator and verifier co-trained by RL", "tango.md",
                     schema=f"{M}.tango.config:TangoRecipe", train=f"{M}.tango.pipeline:train",
                     eval=f"{M}.tango.pipeline:evaluate", dry_run=f"{M}.tango.dryrun:dry_run"),
-    "vca": Method("VCA: curiosity-driven video agent", "vca.md",
-                  verbs={"video-explore": Verb(None, "VCA video exploration")}),
+    "vca": Method("VCA: curiosity-driven video agent (training-free: eval and video-explore)", "vca.md",
+                  schema=f"{M}.vca.config:VCARecipe", eval=f"{M}.vca.pipeline:evaluate",
+                  dry_run=f"{M}.vca.dryrun:dry_run", eval_checkpoint=False,
+                  verbs={"video-explore": Verb(f"{M}.vca.cli:video_explore",
+                                               "VCA: explore a long video with a VLM's curiosity and answer a question")}),
     "tts": Method("TTS-Llama: an LLM that speaks", "tts_mole.md"),
     "mole": Method("MoLE-Llama: a mixture of LoRA experts that speaks", "tts_mole.md"),
     "thermometer": Method("Thermometer: one calibrator for an LM across tasks", "thermometer.md",

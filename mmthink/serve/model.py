@@ -17,6 +17,7 @@ from typing import Optional
 
 from mmthink import registry
 from mmthink.errors import UserError
+from mmthink.ops.vlm import expand_image_pads
 
 LATENT_NAMES = ("<|latent_start|>", "<|latent_pad|>", "<|latent_end|>")
 
@@ -135,11 +136,10 @@ class Served:
         if not images:
             return self.encode(text), None
         pix = self.processor(images=images, return_tensors="pt")
-        counts = (pix["image_grid_thw"].prod(-1) // self.processor.merge_size**2).tolist()
-        pieces = text.split("<|image_pad|>")
-        if len(pieces) != len(images) + 1:
-            raise BadRequest("the chat template placed a different number of images than the request has")
-        text = pieces[0] + "".join("<|image_pad|>" * n + rest for n, rest in zip(counts, pieces[1:]))
+        try:
+            text = expand_image_pads(text, pix["image_grid_thw"], self.processor.merge_size)
+        except UserError:
+            raise BadRequest("the chat template placed a different number of images than the request has") from None
         return self.encode(text), {"pixel_values": pix["pixel_values"], "image_grid_thw": pix["image_grid_thw"]}
 
     def _image(self, url: str, param: str):

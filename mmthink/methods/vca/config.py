@@ -19,7 +19,8 @@ class BackendConfig:
     model_name: Optional[str] = None  # kind openai: the model name sent (default: model.name)
     api_key_env: str = "MMTHINK_API_KEY"  # kind openai: environment variable holding the key
     max_new_tokens: int = 160
-    temperature: float = 0.0  # 0: greedy (the cache then makes a re-run exact)
+    greedy: bool = True  # greedy decoding (a re-run is then exact); false: sample at ``temperature``
+    temperature: float = 1.0
     image_side: int = 448  # longest side of each frame sent, in pixels (smaller frames are sent as they are)
     device: str = "auto"  # kind hf: cpu, cuda or auto
     cache: Optional[str] = None  # JSONL of replies by (backend, model, prompt, frames); null: <output_dir>/replies.jsonl
@@ -69,8 +70,8 @@ class VCARecipe:
         for key in ("noise", "malformed"):
             if not 0.0 <= getattr(b, key) <= 1.0:
                 raise UserError(f"recipe key 'backend.{key}' must be in [0, 1]; got {getattr(b, key)}")
-        if not 0.0 <= b.temperature <= 2.0:
-            raise UserError(f"recipe key 'backend.temperature' must be in [0, 2]; got {b.temperature}")
+        if b.temperature > 2.0:
+            raise UserError(f"recipe key 'backend.temperature' must be in (0, 2]; got {b.temperature}")
         for key in ("max_new_tokens", "image_side"):
             if getattr(b, key) < 1:
                 raise UserError(f"recipe key 'backend.{key}' must be >= 1; got {getattr(b, key)}")
