@@ -17,7 +17,7 @@ def test_help_does_not_import_torch_or_transformers():
 def test_help_lists_commands(cli):
     res = cli("--help")
     assert res.exit_code == 0
-    for command in ("train", "eval", "serve", "calibrate", "fair", "video-explore", "recipes", "env"):
+    for command in ("train", "eval", "serve", "calibrate", "fair", "video-explore", "say", "recipes", "env"):
         assert command in res.stdout
 
 
@@ -57,7 +57,7 @@ def test_env_reports_versions_devices_and_offline_flags(cli):
     assert "nf4 round-trip" in res.stdout or "not installed" in res.stdout
 
 
-@pytest.mark.parametrize("command", ["video-explore"])
+@pytest.mark.parametrize("command", ["say"])
 def test_unbuilt_commands_refuse(cli, command):
     res = cli(command)
     assert res.exit_code == 2 and "not implemented yet" in res.stderr

@@ -18,7 +18,7 @@ import pytest
 from mmthink import registry
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTION_METHOD = {"Mirage": "mirage", "Satori": "satori", "EvoScale": "evoscale", "Tango": "tango", "Thermometer": "thermometer", "Consistent EDL": "edl",
+SECTION_METHOD = {"Mirage": "mirage", "Satori": "satori", "EvoScale": "evoscale", "Tango": "tango", "VCA": "vca", "Thermometer": "thermometer", "Consistent EDL": "edl",
                   "Black-box prompt tuning": "bbpt", "Robust fair IB": "fair"}
 MAP_HEADER = "Paper term → recipe field → code:"
 

@@ -151,7 +151,7 @@ CASES = [
     ("fair-bad-method", ["fair", "fit", "--data", "{fair_table}", "--target", "y", "--sensitive", "s",
                          "--method", "magic", "--out", "{tmp}/f"], "'algorithm' must be one of"),
     ("fair-bad-data", ["fair", "data", "census"], "expected diabetes or synthetic"),
-    ("video-explore-not-built", ["video-explore"], "not implemented yet"),
+    ("say-not-built", ["say"], "not implemented yet"),
     ("missing-recipe", ["train", "sft", "--recipe", "nope.yaml"], "recipe file not found: nope.yaml"),
     ("bad-yaml", ["train", "sft", "--recipe", "{bad_yaml}"], "invalid YAML"),
     ("recipe-not-mapping", ["train", "sft", "--recipe", "{list_yaml}"], "must be a mapping"),

@@ -117,7 +117,7 @@ class ReplyCache:
     file as they come, so an interrupted or repeated study asks nothing twice."""
 
     def __init__(self, vlm, path: Optional[Path], backend: str):
-        self.vlm, self.path, self.backend = vlm, path, backend
+        self.vlm, self.path, self.backend, self.name = vlm, path, backend, vlm.name
         self.replies: dict = {}
         self.hits = self.misses = 0
         if path is not None and path.is_file():

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-FULL = ["sft", "mirage", "thermometer", "bbpt", "edl", "fair"]
+FULL = ["sft", "mirage", "thermometer", "bbpt", "edl", "fair", "vca"]
 
 
 def _run(cli, method, *args):
@@ -123,3 +123,9 @@ def test_tango_needs_its_two_policies_sharded_and_fits_fsdp_on_8(cli):
     assert res.exit_code == 0, out
     assert "generator parameters  7,615,616,512" in out and "verifier parameters   7,615,616,512" in out
     assert "verifier (resident) optimizer" in out and "format-tuning loss" in out and "fits: estimated peak" in out
+
+
+def test_vca_through_an_endpoint_places_nothing_here(cli):
+    res, out = _run(cli, "vca", "backend.kind=openai", "backend.endpoint=http://localhost:8000/v1")
+    assert res.exit_code == 0, out
+    assert "none here" in out and "26 frames" in out

@@ -139,7 +139,7 @@ def evaluate(cfg: VCARecipe, checkpoint: Optional[str], data: str, out: Optional
                             "iou": iou(result.interval, needle) if needle else None,
                             "needle_seen": bool(needle) and any(needle[0] <= t < needle[1] for t in result.answer_times),
                             **result.to_json()})
-            progress.update(len(per_row), f"{name} {sum(r['correct'] for r in per_row) / len(per_row):.2f} acc")
+            progress.update(len(per_row), f"row {k + 1}/{len(rows)}")
     progress.close()
     metrics = summarise(per_row, cfg.eval.strategies)
     write_jsonl(per_row, folder / "results.jsonl")

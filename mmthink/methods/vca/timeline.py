@@ -42,6 +42,6 @@ def draw(tree: Tree, path: Path, title: str = "", answer_times=(), truth: Option
     fig.colorbar(cm.ScalarMappable(norm, cmap), ax=ax, pad=0.01, label="relevance (expanded: red edge)")
     fig.tight_layout()
     tmp = path.with_name(path.name + ".part.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
