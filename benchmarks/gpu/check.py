@@ -13,7 +13,8 @@ does not stop the others; parts are skipped once ``--budget-s`` is spent):
    layers, 28 = the full model) with the peak memory; needs bitsandbytes.
 4. ``sft_smollm2`` / ``rl_smollm2``: the SFT and RL step benchmarks on SmolLM2-135M in bf16.
 5. ``serve_smollm2``: ``mmthink serve`` batched against one row at a time (16 clients, SmolLM2-135M).
-6. ``pytest_gpu``: the test suite's ``gpu`` marker.
+6. ``vca_tiny``: ``mmthink video-explore`` through the local VLM path (tiny Qwen2.5-VL, a folder of frames).
+7. ``pytest_gpu``: the test suite's ``gpu`` marker.
 
 ``--dry-run`` runs every part with tiny shapes on the CPU (CI does, so the script cannot rot).
 Usage: benchmarks/gpu/check.sh [--dry-run] [--out FILE]
@@ -261,12 +262,40 @@ def serve_smollm2(args, torch, device, info) -> dict:
             "batched_ttft_p50_s": round(result["batched"]["ttft_p50_s"], 3)}
 
 
+def vca_tiny(args, torch, device, info) -> dict:
+    """VCA's calls through the local VLM path on the device: video-explore with the tiny Qwen2.5-VL over a
+    folder of generated needle frames (PNG: the machine has no PyAV wheel)."""
+    import random
+
+    from mmthink.tasks.needle import layout, render
+
+    truth = layout(random.Random(0), 120.0, 4, 3.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = Path(tmp) / "frames"
+        frames.mkdir()
+        for t in range(120):
+            render(truth, float(t), 96).save(frames / f"{t:04d}.png")
+        tokens = "8" if args.dry_run else "160"
+        t0 = time.monotonic()
+        rc, tail = _command([sys.executable, "-m", "mmthink.cli", "video-explore", str(frames), "-q",
+                             "Which digit appears?", "--options", "1,2,3,4", "--recipe", "tiny/vca", "--out",
+                             str(Path(tmp) / "out"), f"backend.device={device}", f"backend.max_new_tokens={tokens}",
+                             "folder_fps=1"], 600)
+        seconds = time.monotonic() - t0
+        if rc != 0:
+            return {"status": "failed", "tail": tail}
+        result = json.loads((Path(tmp) / "out" / "explore.json").read_text())["result"]
+    return {"model": "tiny-qwen2.5-vl", "max_new_tokens": int(tokens), "frames_used": result["frames_used"],
+            "calls": result["calls"], "malformed": result["malformed"], "command_s": round(seconds, 1)}
+
+
 def pytest_gpu(args, torch, device, info) -> dict:
     rc, tail = _command([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests"], 600)
     return {"status": "ok" if rc == 0 else "failed", "summary": tail.strip().splitlines()[-1] if tail.strip() else ""}
 
 
-PARTS = [mirage_stage1, latent_decode, qlora_step, sft_smollm2, rl_smollm2, tango_smollm2, serve_smollm2, pytest_gpu]
+PARTS = [mirage_stage1, latent_decode, qlora_step, sft_smollm2, rl_smollm2, tango_smollm2, serve_smollm2, vca_tiny,
+         pytest_gpu]
 
 
 def main() -> int:

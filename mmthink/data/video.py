@@ -141,16 +141,49 @@ class FolderVideo(Video):
             raise UserError(f"{self.files[i]}: not a readable image") from None
 
 
-def open_video(path: str | Path, fps: float = 1.0) -> Video:
-    """A video file or a folder of frames (``fps`` places a folder's frames without timestamps.txt)."""
+class SampledVideo(Video):
+    """Only the frames of ``base`` at the given timestamps (key frames, a shot list) are candidates."""
+
+    def __init__(self, base: Video, timestamps: Sequence[float]):
+        bad = [t for t in timestamps if not 0 <= t < base.duration]
+        if bad:
+            raise UserError(f"{base.name}: timestamp {bad[0]:g} s is outside the video (0 to {base.duration:g} s)")
+        self.base, self.indices = base, sorted({base.index(t) for t in timestamps})
+        super().__init__(base.name, len(self.indices), base.fps, [base.times[i] for i in self.indices])
+
+    @property
+    def duration(self) -> float:
+        return self.base.duration
+
+    def _decode(self, i: int):
+        return self.base.frame(self.indices[i])
+
+
+def read_timestamps(text: str) -> list[float]:
+    """Seconds as ``1.5,3,10`` or a file with one number per line (or comma-separated)."""
+    source = Path(text).read_text() if Path(text).is_file() else text
+    try:
+        times = [float(v) for v in source.replace(",", " ").split()]
+    except ValueError:
+        raise UserError(f"timestamps must be numbers of seconds (comma-separated, or a file of them); got {text!r}") from None
+    if not times:
+        raise UserError(f"no timestamps in {text!r}")
+    return times
+
+
+def open_video(path: str | Path, fps: float = 1.0, timestamps: Optional[Sequence[float]] = None) -> Video:
+    """A video file or a folder of frames (``fps`` places a folder's frames without timestamps.txt),
+    restricted to the frames at ``timestamps`` when given."""
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: no such file or folder")
     if p.is_dir():
-        return FolderVideo(p, fps)
-    if p.stat().st_size == 0:
+        video: Video = FolderVideo(p, fps)
+    elif p.stat().st_size == 0:
         raise UserError(f"{p}: the file is empty")
-    return FileVideo(p)
+    else:
+        video = FileVideo(p)
+    return SampledVideo(video, timestamps) if timestamps else video
 
 
 def uniform_times(start: float, end: float, n: int) -> list[float]:

@@ -56,6 +56,9 @@ class Scripted:
             sufficient = 90 if digits else 10
             return f"frames: {described}\nrelevance: {' '.join(map(str, scores))}\nsufficient: {sufficient}"
         options = [str(o) for o in call.options]
+        if not options:  # an open question: the digit it saw, if any
+            said = str(digits[0][1]) if digits else "no digit seen"
+            return f"frames: {described}\nanswer: {said}\nevidence: {digits[0][0] if digits else 1}"
         hit = next(((n, str(d)) for n, d in digits if str(d) in options), None)
         if hit is not None:
             letter, evidence = LETTERS[options.index(hit[1])], hit[0]

@@ -22,6 +22,8 @@ def video_explore(
     endpoint: Optional[str] = typer.Option(None, "--endpoint", help="OpenAI-compatible base URL, e.g. "
                                            "http://localhost:8000/v1"),
     model_name: Optional[str] = typer.Option(None, "--model-name", help="The model name sent to the endpoint"),
+    timestamps: Optional[str] = typer.Option(None, "--timestamps", help="Only the frames at these seconds are "
+                                             "candidates: 1.5,3,10 or a file of them (e.g. key frames)"),
     frame_budget: Optional[int] = typer.Option(None, "--frame-budget", help="Unique frames shown to the VLM "
                                                "(default: the recipe's, 20)"),
     recipe: Optional[str] = RECIPE_OPTION,
@@ -30,6 +32,7 @@ def video_explore(
     recipe_overrides: Optional[List[str]] = EXPLORE_OVERRIDES,
 ):
     """Explore a long video with a VLM's own curiosity (VCA) and answer a question from ~20 frames."""
+    from mmthink.data.video import read_timestamps
     from mmthink.methods.vca.pipeline import truth_for, video_explore as run
 
     given = list(recipe_overrides or [])
@@ -42,5 +45,6 @@ def video_explore(
     cfg = method_recipe("vca", recipe, given)
     truth = truth_for(video) if cfg.backend.kind == "scripted" else None
     quiet_hub_bars()
-    result = run(cfg, video, question, split_list(options, "--options") if options else [], out, truth)
+    result = run(cfg, video, question, split_list(options, "--options") if options else [], out, truth,
+                 read_timestamps(timestamps) if timestamps else None)
     print_table("video-explore", result)

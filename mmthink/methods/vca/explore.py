@@ -27,7 +27,7 @@ ROOT_FALLBACK = 0.5
 @dataclass
 class Result:
     strategy: str
-    answer: str  # an option letter (a seeded guess when the reply could not be read)
+    answer: str  # an option letter (a seeded guess when the reply could not be read); open questions: the text
     answer_parsed: bool
     answer_times: list  # the frames the answer was asked from, in time order
     evidence_time: Optional[float]  # the frame the VLM said shows it
@@ -106,7 +106,10 @@ class Session:
         a = parse_answer(text, self.options, [f.number for f in c.frames])
         parsed = a.letter is not None
         self.malformed += not parsed
-        letter = a.letter or LETTERS[self.rng.randrange(len(self.options))]
+        if a.letter is not None:
+            letter = a.letter
+        else:  # unreadable: a seeded guess among the options (an open question has no answer)
+            letter = LETTERS[self.rng.randrange(len(self.options))] if self.options else ""
         t = next((f.time for f in c.frames if f.number == a.evidence), None)
         interval = cell(t, shown, self.video.duration) if t is not None else None
         return Result(strategy, letter, parsed, sorted(set(times)), t, interval, len(set(shown)),

@@ -48,19 +48,20 @@ def save_result(result: Result, folder: Path, name: str, question: str, truth: O
 
 
 def video_explore(cfg: VCARecipe, video_path: str, question: str, options: list, out: Optional[str],
-                  truth: Optional[dict] = None) -> dict:
+                  truth: Optional[dict] = None, timestamps: Optional[list] = None) -> dict:
     """One question about one video with VCA."""
     cfg.check()
     if not question.strip():
         raise UserError("--question is empty")
     if options and not 2 <= len(options) <= len(LETTERS):
         raise UserError(f"--options takes 2 to {len(LETTERS)} options; got {len(options)}")
-    video = open_video(video_path, cfg.folder_fps)
+    video = open_video(video_path, cfg.folder_fps, timestamps)
     folder = Path(out or cfg.output_dir)
     backends = Backends(cfg.backend, str(folder), cfg.seed)
     result = explore(video, backends.for_row(video, truth), question, options, cfg.search, cfg.seed)
     files = save_result(result, folder, "explore", question, truth)
-    return {"answer": result.answer + (f" ({options[LETTERS.index(result.answer)]})" if options else ""),
+    answer = result.answer or "(no answer could be read)"
+    return {"answer": answer + (f" ({options[LETTERS.index(answer)]})" if options else ""),
             "frames_used": result.frames_used, "answer_frames_s": ", ".join(f"{t:.1f}" for t in result.answer_times),
             "calls": result.calls, "malformed_replies": result.malformed, "stop": result.stop, **files}
 
@@ -74,6 +75,10 @@ def _validate(row: dict) -> None:
     answer = need(row, "answer", str, nonempty=True)
     if answer not in LETTERS[: len(options)]:
         raise BadRow("answer", f"must be an option letter {LETTERS[0]}-{LETTERS[len(options) - 1]}, got {answer!r}")
+    stamps = row.get("timestamps")
+    if stamps is not None and not (isinstance(stamps, list) and stamps and all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) for t in stamps)):
+        raise BadRow("timestamps", "must be a non-empty list of seconds")
     truth = row.get("truth")
     if truth is not None and not (isinstance(truth, dict) and isinstance(truth.get("needle"), dict)):
         raise BadRow("truth", "must be an object with a needle interval (as mmthink data video writes)")
@@ -126,7 +131,7 @@ def evaluate(cfg: VCARecipe, checkpoint: Optional[str], data: str, out: Optional
     progress = Progress(len(rows) * len(cfg.eval.strategies), mode="auto", every_s=30.0, desc="eval vca")
     for k, row in enumerate(rows):
         path = Path(row["video"]) if Path(row["video"]).is_absolute() else base / row["video"]
-        video = open_video(path, cfg.folder_fps)
+        video = open_video(path, cfg.folder_fps, row.get("timestamps"))
         truth = row.get("truth")
         needle = [truth["needle"]["start"], truth["needle"]["end"]] if truth else None
         rid = str(row.get("id", k))

@@ -63,7 +63,8 @@ def text_parts(call: Call) -> list:
                               "sufficient: <0-100>"))
     else:
         parts.append(("text", "\n\nFirst say in one short line what each frame shows, then answer. Reply in "
-                              "this form:\nframes: <what each frame shows>\nanswer: <the option letter>\n"
+                              "this form:\nframes: <what each frame shows>\nanswer: "
+                              f"{'<the option letter>' if call.options else '<a short answer>'}\n"
                               "evidence: <the number of the frame that shows it>"))
     return parts
 
@@ -132,11 +133,20 @@ def parse_scores(text: str, n_segments: int) -> Scores:
 
 @dataclass
 class Answer:
-    letter: Optional[str]  # None: no option could be read
+    letter: Optional[str]  # the option letter (without options: the short answer); None: none could be read
     evidence: Optional[int]  # a frame number of the call, or None
 
 
+def _evidence(text: str, frame_numbers: Sequence[int]) -> Optional[int]:
+    m = re.search(r"evidence\s*[:=]\s*(?:frame\s*)?(\d+)", text, re.I)
+    return int(m.group(1)) if m and int(m.group(1)) in frame_numbers else None
+
+
 def parse_answer(text: str, options: Sequence[str], frame_numbers: Sequence[int]) -> Answer:
+    if not options:  # an open question: the text after "answer:"
+        m = re.search(r"answer\s*[:=]\s*([^\n]+)", text, re.I)
+        said = m.group(1).strip() if m else ""
+        return Answer(said or None, _evidence(text, frame_numbers))
     letters = LETTERS[: len(options)]
     letter = None
     obj = _json_object(text)
@@ -154,8 +164,4 @@ def parse_answer(text: str, options: Sequence[str], frame_numbers: Sequence[int]
             letter = LETTERS[hits[0]]
     if letter is not None and letter not in letters:
         letter = None
-    evidence = None
-    m = re.search(r"evidence\s*[:=]\s*(?:frame\s*)?(\d+)", text, re.I)
-    if m and int(m.group(1)) in frame_numbers:
-        evidence = int(m.group(1))
-    return Answer(letter, evidence)
+    return Answer(letter, _evidence(text, frame_numbers))

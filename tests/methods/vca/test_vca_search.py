@@ -222,3 +222,36 @@ def test_needle_row_truth_is_consistent(videos):
         assert scene["colour"] in row["question"]
         assert row["options"][" ABCD".index(row["answer"]) - 1] == str(t["needle"]["digit"])
         assert Path(videos[0] / row["video"]).is_file()
+
+
+def test_an_open_question_gets_the_text_answer(videos):
+    video, row = _video(videos)
+    r = explore(video, Scripted(row["truth"]), row["question"], [], SearchConfig(frame_budget=40))
+    n = row["truth"]["needle"]
+    if any(n["start"] <= t < n["end"] for t in r.answer_times):
+        assert r.answer == str(n["digit"]) and r.answer_parsed
+    r = explore(video, Scripted(row["truth"], malformed=1.0), row["question"], [], SearchConfig())
+    assert r.answer == "" and not r.answer_parsed  # nothing readable: no guess to make
+
+
+def test_timestamps_restrict_the_candidate_frames(videos):
+    from mmthink.data.video import read_timestamps
+    from mmthink.errors import UserError
+
+    out, rows = videos
+    stamps = [0.0, 10.2, 30.0, 61.0, 90.5, 119.0]
+    video = open_video(out / rows[0]["video"], timestamps=stamps)
+    assert video.times == [0.0, 10.0, 30.0, 61.0, 90.5, 119.0] and video.duration == pytest.approx(120.0)
+    r = explore(video, Scripted(rows[0]["truth"]), rows[0]["question"], rows[0]["options"],
+                SearchConfig(initial_frames=4, frame_budget=20))
+    assert set(r.tree.frames.values()) <= set(video.times) and r.frames_used <= len(stamps)
+    assert read_timestamps("1.5, 3,10") == [1.5, 3.0, 10.0]
+    with pytest.raises(UserError, match="outside the video"):
+        open_video(out / rows[0]["video"], timestamps=[500.0])
+    with pytest.raises(UserError, match="numbers of seconds"):
+        read_timestamps("a,b")
+
+
+def test_data_video_refuses_a_needle_longer_than_half_a_scene(cli, tmp_path):
+    res = cli("data", "video", "--out", tmp_path / "v", "--needle", "30")
+    assert res.exit_code == 2 and "--needle must be positive" in res.stderr
