@@ -80,7 +80,8 @@ class LocalVLM:
         device = self.model.get_input_embeddings().weight.device
         kwargs = {k: v.to(device) for k, v in vision.items()}
         sample = self.temperature > 0
-        torch.manual_seed(seed)
+        if sample:  # generate takes no generator: seed the global one, only when it is used
+            torch.manual_seed(seed)
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids.to(device), attention_mask=torch.ones_like(ids).to(device),
                                       max_new_tokens=self.max_new_tokens, do_sample=sample,

@@ -123,6 +123,8 @@ def explore(video, backend, question: str, options: list, s: SearchConfig, seed:
     root = snap(video, uniform_times(video.times[0], video.times[-1], s.initial_frames))
     tree.add_frames(root)
     times = sorted(root.values())
+    if len(times) < 2:  # a one-frame video: nothing to search
+        return session.answer(times, times, "vca", "one_frame", tree)
     segments = list(zip(times, times[1:]))
     scores, sufficiency, ok, text = session.score(times, segments, [], ROOT_FALLBACK)
     ids = [tree.add_segment(a, b, None, r, 0).id for (a, b), r in zip(segments, scores)]

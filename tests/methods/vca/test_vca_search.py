@@ -255,3 +255,13 @@ def test_timestamps_restrict_the_candidate_frames(videos):
 def test_data_video_refuses_a_needle_longer_than_half_a_scene(cli, tmp_path):
     res = cli("data", "video", "--out", tmp_path / "v", "--needle", "30")
     assert res.exit_code == 2 and "--needle must be positive" in res.stderr
+
+
+def test_a_one_frame_folder_is_answered_without_a_search(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (0, 0, 255)).save(tmp_path / "only.png")
+    video = open_video(tmp_path)
+    backend = Replies([])
+    r = explore(video, backend, "What colour?", ["red", "blue"], SearchConfig())
+    assert r.stop == "one_frame" and r.calls == 1 and backend.calls[0].kind == "answer" and r.frames_used == 1
