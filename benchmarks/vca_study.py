@@ -48,11 +48,11 @@ def _eval(run: Path, data: Path, *overrides) -> dict:
     return json.loads((run / "eval.json").read_text())
 
 
-def _distill(run: Path, data: Path, steps: int) -> Path:
-    key = run_key("distill", data, steps)
+def _distill(run: Path, data: Path, frame_steps: int, steps: int) -> Path:
+    key = run_key("distill", data, frame_steps, steps)
     if not done_with(run, key, "distill.json"):
         subprocess.run([sys.executable, str(Path(__file__).parent / "vca_distill.py"), "--data", str(data.parent),
-                        "--out", str(run), "--steps", str(steps)], check=True)
+                        "--out", str(run), "--frame-steps", str(frame_steps), "--steps", str(steps)], check=True)
         mark_done(run, key)
     return run
 
@@ -95,7 +95,8 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=100, help="training videos for the tiny VLM")
     ap.add_argument("--budgets", type=int, nargs="+", default=[12, 20, 32])
     ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.1, 0.3])
-    ap.add_argument("--distill-steps", type=int, default=3000)
+    ap.add_argument("--frame-steps", type=int, default=2000, help="tiny VLM fine-tuning, stage 1: single frames")
+    ap.add_argument("--distill-steps", type=int, default=3000, help="stage 2: VCA calls")
     ap.add_argument("--out", default="runs/vca-study")
     ap.add_argument("--results", default="docs/results.md")
     args = ap.parse_args()
@@ -114,7 +115,7 @@ def main() -> None:
     vlm_rows = {"random init": _eval(out / "vlm-random", test, "search.frame_budget=20", "backend.max_new_tokens=96",
                                      "eval.strategies=[vca,uniform]")}
     train = _data(out / "data" / "train", args.train, 200, "train")
-    vlm = _distill(out / "vlm", train, args.distill_steps)
+    vlm = _distill(out / "vlm", train, args.frame_steps, args.distill_steps)
     vlm_rows["fine-tuned"] = _eval(out / "vlm-tuned", test, f"backend.model.name={vlm}", "search.frame_budget=20",
                                    "backend.max_new_tokens=400")
     seen = {"random init": perception(out / "vlm-random", test), "fine-tuned": perception(out / "vlm-tuned", test)}
@@ -130,8 +131,8 @@ def _row(r: dict, s: str) -> list:
 
 def _tables(args, scripted: dict, vlm_rows: dict, seen: dict, distill: dict, seconds: float) -> list:
     lines = ["## VCA on synthetic needle videos", "",
-             f"Command: `python benchmarks/vca_study.py --n {args.n} --train {args.train} --distill-steps "
-             f"{args.distill_steps}` ({seconds:.0f} s on this machine, {time.strftime('%Y-%m-%d')}). Test set: "
+             f"Command: `python benchmarks/vca_study.py --n {args.n} --train {args.train} --frame-steps "
+             f"{args.frame_steps} --distill-steps {args.distill_steps}` ({seconds:.0f} s on this machine, {time.strftime('%Y-%m-%d')}). Test set: "
              f"{args.n} videos of `mmthink data video --seed 100` (240 s at 2 fps, 6 coloured scenes, a white digit "
              "for 4 s inside one; the question names the scene's colour and asks for the digit, 4 options: chance "
              "0.25). Settings of `recipes/tiny/vca.yaml`: N = 8, M = 8, top-8 memory, sufficiency 0.6, at most 5 "
@@ -147,9 +148,12 @@ def _tables(args, scripted: dict, vlm_rows: dict, seen: dict, distill: dict, sec
     lines += ["", f"With 20% of replies garbled the run finished with {bad['vca/malformed_replies']} unreadable VCA "
                   "replies counted and replaced by the fallbacks (docs/methods.md, VCA).", "",
               "**Tiny Qwen2.5-VL (budget 20)**", "",
-              f"Fine-tuned: {distill['steps']} steps (batch 1, lr {distill['lr']:g}, {distill['seconds']} s) on "
-              f"{distill['calls']} calls the scripted viewer (noise 0) answered on {args.train} other generated "
-              f"videos (`mmthink data video --seed 200`); loss {distill['first_loss']:.2f} → {distill['last_loss']:.2f}. "
+              f"Fine-tuned (benchmarks/vca_distill.py, batch 1, lr {distill['lr']:g}, {distill['seconds']} s in all): "
+              f"{distill['frame_steps']} steps on single frames of {args.train} other generated videos "
+              f"(`mmthink data video --seed 200`; half of them needle frames) → what the frame shows, then "
+              f"{distill['steps']} steps on the {distill['calls']} calls the scripted viewer (noise 0) answered on "
+              f"those videos (a fifth of the steps still single frames); loss {distill['first_loss']:.2f} → "
+              f"{distill['last_loss']:.2f}. "
               "Perception: of the first call's 8 frames per video, how often its `frames:` line names the colour, "
               "and the digit (or none) right.", "",
               "| VLM | VCA | uniform | k-means | unreadable replies (VCA calls) | colour right | digit-or-none right "
