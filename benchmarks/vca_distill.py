@@ -30,7 +30,6 @@ class Recorder:
 
     def __init__(self, truth: dict):
         self.viewer, self.pairs = Scripted(truth), []
-        self.name = "scripted"
 
     def reply(self, call, seed=0):
         text = self.viewer.reply(call, seed)

@@ -102,7 +102,7 @@ class EndpointSampler:
         self.base_url, self.model, self.api_key = base_url.rstrip("/"), model, api_key
         self.concurrency, self.timeout_s, self.chat = concurrency, timeout_s, chat
 
-    def _post(self, path: str, body: dict) -> dict:
+    def post(self, path: str, body: dict) -> dict:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -128,10 +128,10 @@ class EndpointSampler:
             if stop:
                 body["stop"] = list(stop)
             if self.chat:
-                r = self._post("/chat/completions", {**body, "messages": [{"role": "user", "content": prompt}]})
+                r = self.post("/chat/completions", {**body, "messages": [{"role": "user", "content": prompt}]})
                 choices = sorted(r["choices"], key=lambda c: c["index"])
                 return [c["message"]["content"] or "" for c in choices]
-            r = self._post("/completions", {**body, "prompt": prompt})
+            r = self.post("/completions", {**body, "prompt": prompt})
             return [c["text"] for c in sorted(r["choices"], key=lambda c: c["index"])]
 
         with ThreadPoolExecutor(self.concurrency) as pool:

@@ -106,7 +106,7 @@ class EndpointVLM:
                    for k, v in parts]
         body = {"model": self.name, "messages": [{"role": "user", "content": content}],
                 "max_tokens": self.max_new_tokens, "temperature": self.temperature, "seed": seed}
-        reply = self.http._post("/chat/completions", body)
+        reply = self.http.post("/chat/completions", body)
         try:
             return reply["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError):

@@ -13,7 +13,6 @@ from typing import Optional, Sequence
 from mmthink.methods.tango.config import ALPHA_SCHEDULES
 
 
-
 def alpha_at(step: int, total: int, schedule: str = "exp", start: float = 0.1, end: float = 1e-3,
              target_frac: float = 1.0) -> float:
     """The process-advantage weight at generator step ``step`` of ``total``, never below ``end``."""

@@ -26,8 +26,6 @@ INSIDE_SCENE, TOUCHES_SCENE = (40, 50), (20, 40)  # (base, + up to this for a lo
 
 
 class Scripted:
-    name = "scripted"
-
     def __init__(self, truth: dict, noise: float = 0.0, malformed: float = 0.0, seed: int = 0):
         if not truth or "needle" not in truth:
             raise UserError("the scripted backend perceives frames through a generated video's truth "
@@ -82,7 +80,6 @@ class Chat:
 
     def __init__(self, vlm, video, image_side: int):
         self.vlm, self.video, self.image_side = vlm, video, image_side
-        self.name = vlm.name
 
     def reply(self, call: Call, seed: int = 0) -> str:
         from mmthink.ops.vlm import fit_side
@@ -112,7 +109,7 @@ class Backends:
 
     @property
     def name(self) -> str:
-        return "scripted" if self.vlm is None else f"{self.cfg.kind}:{self.vlm.vlm.name}"
+        return "scripted" if self.vlm is None else f"{self.cfg.kind}:{self.vlm.name}"
 
     def for_row(self, video, truth: Optional[dict]):
         if self.vlm is None:

@@ -20,7 +20,8 @@ from mmthink.methods.vca.config import SearchConfig
 from mmthink.methods.vca.prompts import LETTERS, Call, Frame, parse_answer, parse_scores
 from mmthink.methods.vca.tree import Step, Tree
 
-# A child segment whose call could not be read keeps its parent's reward: no new evidence, same rank.
+# The reward of a root segment whose call could not be read (a child keeps its parent's: no new
+# evidence, same rank).
 ROOT_FALLBACK = 0.5
 
 

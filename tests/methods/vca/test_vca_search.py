@@ -31,8 +31,6 @@ def videos(tmp_path_factory):
 class Replies:
     """A backend that answers score calls from a list of (relevance list, sufficiency) and records calls."""
 
-    name = "fake"
-
     def __init__(self, plan, answer="answer: A\nevidence: 1"):
         self.plan, self.answer, self.calls = list(plan), answer, []
 
@@ -225,11 +223,16 @@ def test_needle_row_truth_is_consistent(videos):
 
 
 def test_an_open_question_gets_the_text_answer(videos):
+    answered = []
+    for k in range(len(videos[1])):
+        video, row = _video(videos, k)
+        r = explore(video, Scripted(row["truth"]), row["question"], [], SearchConfig(frame_budget=40))
+        n = row["truth"]["needle"]
+        seen = any(n["start"] <= t < n["end"] for t in r.answer_times)
+        assert r.answer_parsed and r.answer == (str(n["digit"]) if seen else "no digit seen")
+        answered.append(seen)
+    assert sum(answered) >= 3  # the digit itself, not only the fallback text, is what is answered
     video, row = _video(videos)
-    r = explore(video, Scripted(row["truth"]), row["question"], [], SearchConfig(frame_budget=40))
-    n = row["truth"]["needle"]
-    if any(n["start"] <= t < n["end"] for t in r.answer_times):
-        assert r.answer == str(n["digit"]) and r.answer_parsed
     r = explore(video, Scripted(row["truth"], malformed=1.0), row["question"], [], SearchConfig())
     assert r.answer == "" and not r.answer_parsed  # nothing readable: no guess to make
 
